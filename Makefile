@@ -1,0 +1,82 @@
+# Covenant operator: one entry point for building, testing and running the project.
+# `make demo` and `make test` install everything they need (npm packages, Debian
+# packages, the pinned test binaries built from Go sources) on first use.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ROOT := $(abspath .)
+BIN := $(ROOT)/bin
+export PATH := $(BIN):$(ROOT)/node_modules/.bin:$(PATH)
+export COVENANT_BIN := $(BIN)
+
+# Debian packages: Prometheus for metrics tests, clang tools for C++ lint and fuzzing.
+APT_PACKAGES := prometheus clang-format ninja-build
+NODE := node --import tsx
+RESULTS := build/test-results
+
+# Component fragments add their own targets and extend these lists.
+BUILD_TARGETS :=
+TEST_TARGETS := test-node
+BENCH_TARGETS :=
+LINT_TARGETS := lint-ts
+GENERATE_TARGETS :=
+-include kernels/kernels.mk
+
+.PHONY: help setup tools build test test-node lint lint-ts format demo bench generate clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+setup: build/.apt-stamp node_modules/.package-lock.json tools ## install everything the project needs (idempotent)
+
+build/.apt-stamp: Makefile
+	@mkdir -p build
+	@scripts/apt-install.sh $(APT_PACKAGES)
+	@touch $@
+
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-fund --no-audit
+	@touch $@
+
+tools: ## build the pinned test binaries (Kubernetes, etcd, NATS, Helm, kwok) into bin/
+	@tools/build.sh
+
+build: setup $(BUILD_TARGETS) ## build everything
+	@true
+
+test: build ## run every test and print one summary
+	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
+	@status=0; for t in $(TEST_TARGETS); do $(MAKE) --no-print-directory $$t || status=1; done; \
+	  $(NODE) scripts/test-summary.ts $(RESULTS) || status=1; exit $$status
+
+# Unit tests sit beside the code; integration and end-to-end tests in e2e/.
+TEST_FILES = $(shell find operator worker e2e kernels/binding scripts -name '*.test.ts' -not -path '*/node_modules/*' 2>/dev/null | sort)
+test-node:
+	@mkdir -p $(RESULTS)
+	$(NODE) --test --test-concurrency=2 \
+	  --test-reporter=spec --test-reporter-destination=stdout \
+	  --test-reporter=tap --test-reporter-destination=$(RESULTS)/node.tap \
+	  $(TEST_FILES)
+
+lint: node_modules/.package-lock.json $(LINT_TARGETS) ## typecheck, eslint, prettier, clang-format
+	@true
+
+lint-ts:
+	tsc --noEmit -p tsconfig.json
+	eslint .
+	prettier --check .
+
+format: node_modules/.package-lock.json ## rewrite sources in the project's format
+	prettier --write .
+
+generate: node_modules/.package-lock.json $(GENERATE_TARGETS) ## regenerate derived files (CRDs, RBAC)
+	@true
+
+demo: build ## bring up the whole system locally and run a training run
+	$(NODE) e2e/demo.ts
+
+bench: build $(BENCH_TARGETS) ## run every benchmark
+	@true
+
+clean: ## remove build outputs (keeps the cached tool binaries in bin/)
+	rm -rf build kernels/build
