@@ -21,6 +21,9 @@ BENCH_TARGETS :=
 LINT_TARGETS := lint-ts
 GENERATE_TARGETS :=
 -include kernels/kernels.mk
+-include operator/operator.mk
+-include worker/worker.mk
+-include e2e/e2e.mk
 
 .PHONY: help setup tools build test test-node lint lint-ts format demo bench generate clean
 

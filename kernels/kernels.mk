@@ -10,6 +10,10 @@ LINT_TARGETS += lint-cpp
 
 .PHONY: kernels-build test-kernels bench-kernels bench-engine lint-cpp
 
+# Each part of the engine may add its own variables and targets.
+-include kernels/codec/codec.mk
+-include kernels/engine/engine.mk
+
 $(KERNELS_BUILD)/CMakeCache.txt: kernels/CMakeLists.txt
 	cmake -S kernels -B $(KERNELS_BUILD) -G Ninja $(KERNELS_CMAKE_FLAGS) >/dev/null
 
