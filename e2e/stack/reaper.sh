@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs a command and ends it when the process that asked for it (PARENT) is gone,
+# so a test stack leaves nothing behind even when its test process is SIGKILLed.
+# Usage: reaper.sh PARENT_PID COMMAND [ARG...]
+parent=$1
+shift
+"$@" &
+child=$!
+stop() {
+  kill -TERM "$child" 2>/dev/null
+  for _ in $(seq 1 50); do kill -0 "$child" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$child" 2>/dev/null
+}
+trap 'stop; exit 143' TERM INT HUP
+while kill -0 "$child" 2>/dev/null; do
+  if ! kill -0 "$parent" 2>/dev/null; then
+    stop
+    exit 137
+  fi
+  sleep 0.5 &
+  wait $!
+done
+wait "$child"
