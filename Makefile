@@ -32,7 +32,10 @@ help: ## list the targets
 
 setup: build/.apt-stamp node_modules/.package-lock.json tools ## install everything the project needs (idempotent)
 
-build/.apt-stamp: Makefile
+APT_STAMP := build/.apt-$(shell echo $(sort $(APT_PACKAGES)) | sha1sum | cut -c1-12)
+build/.apt-stamp: $(APT_STAMP)
+	@cp $< $@
+$(APT_STAMP):
 	@mkdir -p build
 	@scripts/apt-install.sh $(APT_PACKAGES)
 	@touch $@
@@ -50,6 +53,7 @@ build: setup $(BUILD_TARGETS) ## build everything
 test: build ## run every test and print one summary
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
 	@status=0; for t in $(TEST_TARGETS); do $(MAKE) --no-print-directory $$t || status=1; done; \
+	  scripts/check-leftovers.sh || status=1; \
 	  $(NODE) scripts/test-summary.ts $(RESULTS) || status=1; exit $$status
 
 # Unit tests sit beside the code; integration and end-to-end tests in e2e/.

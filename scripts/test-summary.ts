@@ -15,12 +15,17 @@ const zero = (): Counts => ({ passed: 0, failed: 0, skipped: 0 });
 /** Counts from the closing `# pass N` lines node's TAP reporter writes. */
 export function countTap(text: string): Counts {
   const num = (key: string) => Number(new RegExp(`^# ${key} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
-  return { passed: num("pass"), failed: num("fail") + num("cancelled"), skipped: num("skipped") + num("todo") };
+  return {
+    passed: num("pass"),
+    failed: num("fail") + num("cancelled"),
+    skipped: num("skipped") + num("todo"),
+  };
 }
 
 /** Counts from the `<testsuite tests= failures= ...>` element of a JUnit file. */
 export function countJunit(xml: string): Counts {
-  const attr = (key: string) => Number(new RegExp(`<testsuite\\b[^>]*\\b${key}="(\\d+)"`).exec(xml)?.[1] ?? 0);
+  const attr = (key: string) =>
+    Number(new RegExp(`<testsuite\\b[^>]*\\b${key}="(\\d+)"`).exec(xml)?.[1] ?? 0);
   const tests = attr("tests");
   const failed = attr("failures") + attr("errors");
   const skipped = attr("skipped") + attr("disabled");

@@ -1,0 +1,33 @@
+// Reading the process table from /proc (Linux), for tests that check cleanup.
+import { readdirSync, readFileSync } from "node:fs";
+
+/** Fields 4 and 5 of /proc/PID/stat: parent pid and process group. */
+function stat(pid: number): { ppid: number; pgrp: number } | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may hold spaces; it ends at the last ')'.
+    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    return { ppid: Number(fields[1]), pgrp: Number(fields[2]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every live process in the process group. */
+export function processGroupMembers(pgrp: number): number[] {
+  return readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .filter((pid) => stat(pid)?.pgrp === pgrp);
+}
+
+export function isAlive(pid: number): boolean {
+  const s = stat(pid);
+  if (!s) return false;
+  // A zombie has exited; only its parent has not collected it yet.
+  try {
+    return !/^\S+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
