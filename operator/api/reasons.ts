@@ -1,0 +1,87 @@
+/**
+ * Condition types, reasons, phases and Event reasons: named constants beside the types so
+ * that controllers, tests and docs use the same strings.
+ */
+
+export const RUN_PHASES = ["WaitingForPeers", "Warmup", "Training", "Completed", "Failed"] as const;
+export type RunPhase = (typeof RUN_PHASES)[number];
+
+export const PEER_ROLES = ["miner", "validator"] as const;
+export type PeerRole = (typeof PEER_ROLES)[number];
+
+export const RunCondition = {
+  Ready: "Ready",
+  Progressing: "Progressing",
+  Degraded: "Degraded",
+  Suspended: "Suspended",
+  /** Owned by the chain bridge. */
+  ChainSynced: "ChainSynced",
+  /** Owned by the transport bridge. */
+  TransportReady: "TransportReady",
+} as const;
+
+export const PeerCondition = {
+  Ready: "Ready",
+  Scheduled: "Scheduled",
+  /** Owned by the chain bridge. */
+  Registered: "Registered",
+  /** Owned by the round tracker. */
+  Contributing: "Contributing",
+} as const;
+
+export const Reason = {
+  // TrainingRun
+  InvalidSpec: "InvalidSpec",
+  WaitingForPeers: "WaitingForPeers",
+  Warmup: "Warmup",
+  Training: "Training",
+  Completed: "Completed",
+  Suspended: "Suspended",
+  Resumed: "Resumed",
+  NotSuspended: "NotSuspended",
+  PeersNotReady: "PeersNotReady",
+  AllPeersReady: "AllPeersReady",
+  ConfigWritten: "ConfigWritten",
+  // CovenantPeer
+  RunNotFound: "RunNotFound",
+  RunNotActive: "RunNotActive",
+  RunConfigPending: "RunConfigPending",
+  HotkeySecretMissing: "HotkeySecretMissing",
+  PodCreated: "PodCreated",
+  PodDeleted: "PodDeleted",
+  PodPending: "PodPending",
+  PodScheduled: "PodScheduled",
+  PodReady: "PodReady",
+  PodNotReady: "PodNotReady",
+  PodFailed: "PodFailed",
+  NodeLost: "NodeLost",
+  NodeNotReady: "NodeNotReady",
+  SpecChanged: "SpecChanged",
+  DuplicatePod: "DuplicatePod",
+  NoPod: "NoPod",
+} as const;
+export type ReasonName = (typeof Reason)[keyof typeof Reason];
+
+/** Labels and annotations the operator puts on the objects it creates. */
+export const Label = {
+  ManagedBy: "app.kubernetes.io/managed-by",
+  Component: "app.kubernetes.io/component",
+  Run: "covenant.io/run",
+  Peer: "covenant.io/peer",
+  Role: "covenant.io/role",
+} as const;
+
+export const Annotation = {
+  /** Hash of the desired pod spec; a pod whose hash differs is replaced. */
+  PodSpecHash: "covenant.io/pod-spec-hash",
+  /** Hash of the resolved run config the pod was started with. */
+  ConfigHash: "covenant.io/config-hash",
+} as const;
+
+export const MANAGED_BY = "covenant-operator";
+
+/** Field managers: one per controller, for server-side apply. */
+export const FieldManager = {
+  TrainingRun: "covenant-trainingrun-controller",
+  CovenantPeer: "covenant-peer-controller",
+} as const;

@@ -1,0 +1,373 @@
+/** TrainingRun (covenant.io/v1alpha1): one model trained together by many peers. */
+import {
+  API_VERSION,
+  conditionsSchema,
+  nodeSelectorSchema,
+  resourcesSchema,
+  secretKeyRefSchema,
+  tolerationsSchema,
+  type ObjectMeta,
+} from "./common.ts";
+import { MODEL_PRESETS } from "./presets.ts";
+import { RUN_PHASES } from "./reasons.ts";
+import {
+  array,
+  boolean,
+  enumeration,
+  integer,
+  number,
+  object,
+  required,
+  string,
+  type Infer,
+} from "./schema.ts";
+
+export const TRAINING_RUN_KIND = "TrainingRun";
+
+const immutable = (field: string, why: string) => ({
+  rule: "self == oldSelf",
+  message: `${field} is immutable once set: ${why}`,
+});
+
+const positiveInt = (description: string, max: number, dflt: number) =>
+  integer(description, { minimum: 1, maximum: max, default: dflt });
+
+export const modelSchema = object(
+  "The model being trained: a LLaMA-3 style preset, optionally with overrides of its shape.",
+  {
+    preset: required(
+      enumeration("Named model shape; llama3-tiny is for CPU tests and demos.", MODEL_PRESETS),
+    ),
+    layers: integer("Override: number of transformer blocks.", { minimum: 1, maximum: 256, format: "int32" }),
+    hidden: integer("Override: model (embedding) width.", { minimum: 8, maximum: 65536, format: "int32" }),
+    heads: integer("Override: attention heads.", { minimum: 1, maximum: 1024, format: "int32" }),
+    kvHeads: integer("Override: key/value heads (grouped-query attention).", {
+      minimum: 1,
+      maximum: 1024,
+      format: "int32",
+    }),
+    ffn: integer("Override: SwiGLU hidden width.", { minimum: 8, maximum: 262144, format: "int32" }),
+    vocab: integer("Override: vocabulary size.", { minimum: 2, maximum: 1048576, format: "int32" }),
+    ropeTheta: number("Override: RoPE base frequency.", { minimum: 1, maximum: 1e9 }),
+    normEps: number("Override: RMSNorm epsilon.", { minimum: 1e-12, maximum: 0.1 }),
+  },
+  {
+    rules: [
+      immutable("spec.model", "the weights of a run have one shape; start a new run to change it"),
+      {
+        rule: "!has(self.hidden) || !has(self.heads) || self.hidden % self.heads == 0",
+        message: "spec.model.hidden must be divisible by spec.model.heads",
+        fieldPath: ".hidden",
+      },
+      {
+        rule: "!has(self.heads) || !has(self.kvHeads) || self.heads % self.kvHeads == 0",
+        message: "spec.model.heads must be divisible by spec.model.kvHeads",
+        fieldPath: ".kvHeads",
+      },
+    ],
+  },
+);
+
+export const dataSchema = object("Where the tokenized training data comes from.", {
+  source: required(
+    string("URI of the pre-tokenized shards, e.g. nats://bucket/prefix, https://host/path or file:///path.", {
+      minLength: 1,
+      maxLength: 2048,
+      pattern: "^[a-z][a-z0-9+.-]*://.+$",
+    }),
+  ),
+  shards: required(integer("Number of shards in the corpus.", { minimum: 1, maximum: 10000000 })),
+  sequenceLength: integer("Tokens per training sequence.", {
+    minimum: 16,
+    maximum: 131072,
+    default: 2048,
+    format: "int32",
+  }),
+});
+
+export const innerOptimizerSchema = object(
+  "The optimizer each peer runs for its H inner steps.",
+  {
+    algorithm: enumeration("Inner optimizer.", ["AdamW"] as const, { default: "AdamW" }),
+    learningRate: number("Peak learning rate.", {
+      minimum: 0,
+      exclusiveMinimum: true,
+      maximum: 1,
+      default: 0.0004,
+    }),
+    beta1: number("AdamW beta1.", { minimum: 0, maximum: 0.9999, default: 0.9 }),
+    beta2: number("AdamW beta2.", { minimum: 0, maximum: 0.99999, default: 0.95 }),
+    epsilon: number("AdamW epsilon.", { minimum: 0, exclusiveMinimum: true, maximum: 0.001, default: 1e-8 }),
+    weightDecay: number("Decoupled weight decay.", { minimum: 0, maximum: 1, default: 0.1 }),
+    gradClip: number("Global gradient-norm clip; 0 disables it.", { minimum: 0, maximum: 1000, default: 1 }),
+    batchSize: integer("Sequences per inner step per peer.", {
+      minimum: 1,
+      maximum: 65536,
+      default: 8,
+      format: "int32",
+    }),
+    schedule: object(
+      "Learning-rate schedule over the run's inner steps.",
+      {
+        kind: enumeration("Shape of the schedule.", ["constant", "cosine", "linear"] as const, {
+          default: "cosine",
+        }),
+        warmupSteps: integer("Linear warm-up steps.", { minimum: 0, maximum: 10000000, default: 0 }),
+        minRatio: number("Final learning rate as a fraction of the peak.", {
+          minimum: 0,
+          maximum: 1,
+          default: 0.1,
+        }),
+      },
+      { default: {} },
+    ),
+  },
+  { default: {} },
+);
+
+export const outerSchema = object(
+  "The outer step every peer applies to the aggregated pseudo-gradients.",
+  {
+    learningRate: number("Outer learning rate of the SGD step.", {
+      minimum: 0,
+      exclusiveMinimum: true,
+      maximum: 10,
+      default: 1,
+    }),
+    warmupRounds: integer("Rounds at the start of the run that aggregate nothing (null rounds).", {
+      minimum: 0,
+      maximum: 1000,
+      default: 2,
+      format: "int32",
+    }),
+  },
+  { default: {} },
+);
+
+export const compressionSchema = object(
+  "SparseLoCo compression of pseudo-gradients: chunked top-k, quantized values, error feedback.",
+  {
+    chunk: integer(
+      "Side of a chunk: 2-D weights are cut into chunk x chunk tiles, 1-D tensors into runs of chunk.",
+      {
+        minimum: 2,
+        maximum: 256,
+        default: 64,
+        format: "int32",
+      },
+    ),
+    topK: integer("Values kept per chunk; even and at most chunk*chunk.", {
+      minimum: 2,
+      maximum: 65536,
+      default: 64,
+      format: "int32",
+    }),
+    valueBits: integer("Bits per kept value.", { enum: [2, 4, 8], default: 2, format: "int32" }),
+    errorFeedbackDecay: number("Decay beta of the error-feedback buffer (e = beta*e + delta).", {
+      minimum: 0,
+      maximum: 1,
+      default: 0.95,
+    }),
+    wireFormat: integer("Payload wire format version.", { enum: [1, 2], default: 2, format: "int32" }),
+  },
+  {
+    default: {},
+    rules: [
+      immutable("spec.compression", "every peer must encode and decode payloads the same way"),
+      { rule: "self.topK % 2 == 0", message: "spec.compression.topK must be even", fieldPath: ".topK" },
+      {
+        rule: "self.topK <= self.chunk * self.chunk",
+        message: "spec.compression.topK must be at most chunk*chunk (the size of a 2-D tile)",
+        fieldPath: ".topK",
+      },
+    ],
+  },
+);
+
+export const aggregationSchema = object(
+  "How the selected pseudo-gradients are combined each round.",
+  {
+    gatherPeers: positiveInt("Peers G whose payloads are aggregated each round.", 256, 20),
+    reserves: integer("Extra peers selected to replace late or invalid ones.", {
+      minimum: 0,
+      maximum: 256,
+      default: 10,
+    }),
+    minPeers: positiveInt("Ready peers needed before rounds run.", 256, 1),
+    normClip: enumeration("Per-peer norm clipping before the mean.", ["median", "none"] as const, {
+      default: "median",
+    }),
+  },
+  {
+    default: {},
+    rules: [
+      {
+        rule: "self.minPeers <= self.gatherPeers + self.reserves",
+        message: "spec.aggregation.minPeers must not exceed gatherPeers + reserves",
+        fieldPath: ".minPeers",
+      },
+    ],
+  },
+);
+
+export const chainSchema = object("The subtensor chain that holds identities and rewards.", {
+  endpoint: required(
+    string("WebSocket JSON-RPC endpoint of a subtensor node.", { pattern: "^wss?://.+$", maxLength: 2048 }),
+  ),
+  netuid: required(integer("Subnet id.", { minimum: 0, maximum: 65535, format: "int32" })),
+});
+
+export const transportSchema = object("The NATS JetStream cluster that carries payloads.", {
+  natsUrl: required(
+    string("NATS server URL(s), comma separated.", { pattern: "^(nats|tls|ws|wss)://.+$", maxLength: 2048 }),
+  ),
+  credentialsSecretRef: secretKeyRefSchema("NATS credentials (a .creds file)", "nats.creds"),
+});
+
+export const workerSchema = object("The worker pods every peer of this run runs.", {
+  image: required(
+    string("Worker image pinned by digest: repository@sha256:<64 hex>.", {
+      minLength: 1,
+      maxLength: 512,
+      rules: [
+        {
+          rule: "self.matches('^[^@\\\\s]+@sha256:[0-9a-f]{64}$')",
+          message: "spec.worker.image must be pinned by digest, as repository@sha256:<64 lowercase hex>",
+        },
+      ],
+    }),
+  ),
+  command: array(
+    "Command of the worker container; default [covenant-worker].",
+    string("An argument.", { maxLength: 4096 }),
+    {
+      maxItems: 32,
+      listType: "atomic",
+    },
+  ),
+  args: array("Extra arguments appended to the worker's.", string("An argument.", { maxLength: 4096 }), {
+    maxItems: 64,
+    listType: "atomic",
+  }),
+  resources: resourcesSchema,
+  nodeSelector: nodeSelectorSchema,
+  tolerations: tolerationsSchema,
+  shmSize: string("Size limit of the memory-backed /dev/shm.", {
+    default: "64Gi",
+    maxLength: 32,
+    pattern: "^[0-9]+(Ki|Mi|Gi|Ti)?$",
+  }),
+});
+
+export const checkpointsSchema = object(
+  "When and how many checkpoints are kept.",
+  {
+    everyRounds: positiveInt("Rounds between checkpoints.", 100000, 10),
+    keep: positiveInt("Checkpoints retained.", 1000, 3),
+  },
+  { default: {} },
+);
+
+export const validatorSchema = object(
+  "Settings of the validator role.",
+  {
+    evaluatePeers: positiveInt("Peers scored per round.", 256, 20),
+    sequences: positiveInt("Sequences of assigned and of random data per evaluation.", 1024, 8),
+    setWeightsEveryRounds: positiveInt("Rounds between weight updates on chain.", 10000, 4),
+  },
+  { default: {} },
+);
+
+export const trainingRunSpecSchema = object("Desired state of a TrainingRun.", {
+  model: required(modelSchema),
+  data: required(dataSchema),
+  rounds: required(
+    integer("Outer rounds to run before the run completes.", { minimum: 1, maximum: 1000000 }),
+  ),
+  innerSteps: integer("Inner optimizer steps H per round.", {
+    minimum: 1,
+    maximum: 10000,
+    default: 30,
+    format: "int32",
+  }),
+  innerOptimizer: innerOptimizerSchema,
+  outer: outerSchema,
+  compression: compressionSchema,
+  aggregation: aggregationSchema,
+  roundDeadlineSeconds: integer("Seconds a round may take before late payloads are ignored.", {
+    minimum: 10,
+    maximum: 86400,
+    default: 1380,
+    format: "int32",
+  }),
+  chain: required(chainSchema),
+  transport: required(transportSchema),
+  worker: required(workerSchema),
+  checkpoints: checkpointsSchema,
+  validator: validatorSchema,
+  suspend: boolean("Stop the run: worker pods are removed, all state is kept.", { default: false }),
+});
+
+export const shardSummarySchema = object("Summary of the current shard assignment.", {
+  total: integer("Shards in the corpus.", { minimum: 0 }),
+  assigned: integer("Shards assigned to active peers.", { minimum: 0 }),
+  perPeerMin: integer("Fewest shards any active peer holds.", { minimum: 0 }),
+  perPeerMax: integer("Most shards any active peer holds.", { minimum: 0 }),
+});
+
+export const trainingRunStatusSchema = object("Observed state of a TrainingRun.", {
+  phase: enumeration("Where the run is in its life.", RUN_PHASES),
+  observedGeneration: integer("The .metadata.generation this status describes.", { minimum: 0 }),
+  conditions: conditionsSchema,
+  round: integer("Current outer round.", { minimum: 0 }),
+  roundStartedAt: string("When the current round started.", { format: "date-time", maxLength: 64 }),
+  lastRoundSeconds: number("Duration of the last completed round.", { minimum: 0 }),
+  peers: integer("CovenantPeers that reference this run.", { minimum: 0 }),
+  readyPeers: integer("Peers whose worker pod is Ready.", { minimum: 0 }),
+  validators: integer("Peers with the validator role.", { minimum: 0 }),
+  parameters: integer("Trainable parameters of the resolved model.", { minimum: 0 }),
+  configMapName: string("ConfigMap holding the resolved run configuration.", { maxLength: 253 }),
+  configHash: string("Hash of the resolved run configuration.", { maxLength: 64 }),
+  membershipEpoch: integer("Bumped whenever the set of active peers changes.", { minimum: 0 }),
+  activePeers: array(
+    "Hotkeys of the active peers (membership of the current epoch).",
+    string("A hotkey (SS58).", { maxLength: 64 }),
+    {
+      maxItems: 1024,
+      listType: "atomic",
+    },
+  ),
+  shards: shardSummarySchema,
+});
+
+export const trainingRunSchema = object(
+  "A TrainingRun: one LLaMA-3 style model trained by many peers with SparseLoCo.",
+  {
+    apiVersion: string("Versioned schema of this object.", { maxLength: 64 }),
+    kind: string("Kind of this object.", { maxLength: 64 }),
+    spec: required(trainingRunSpecSchema),
+    status: trainingRunStatusSchema,
+  },
+  {
+    rules: [
+      {
+        rule: "self.metadata.name.size() <= 63",
+        message: "metadata.name of a TrainingRun must be at most 63 characters (it is used as a label value)",
+      },
+    ],
+  },
+);
+
+export type TrainingRunSpec = Infer<typeof trainingRunSpecSchema>;
+export type TrainingRunStatus = Infer<typeof trainingRunStatusSchema>;
+export type ModelSpec = Infer<typeof modelSchema>;
+export type CompressionSpec = Infer<typeof compressionSchema>;
+export type WorkerSpec = Infer<typeof workerSchema>;
+
+export interface TrainingRun {
+  apiVersion: typeof API_VERSION;
+  kind: typeof TRAINING_RUN_KIND;
+  metadata: ObjectMeta;
+  spec: TrainingRunSpec;
+  status?: TrainingRunStatus;
+}

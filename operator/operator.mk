@@ -1,0 +1,20 @@
+# Operator: API generation (CRDs and RBAC from operator/api) and the operator's tests.
+
+GENERATE_TARGETS += generate-operator
+TEST_TARGETS += check-generated-operator
+
+.PHONY: generate-operator check-generated-operator test-operator test-operator-e2e
+
+generate-operator: ## write crds/ and config/rbac/ from operator/api
+	$(NODE) operator/api/generate.ts
+
+check-generated-operator:
+	$(NODE) operator/api/generate.ts --check
+
+# Fast unit tests of the API and the planning functions (no cluster).
+test-operator:
+	$(NODE) --test operator/api/*.test.ts operator/controllers/*.test.ts
+
+# Integration tests against a real API server, scheduler and kwok nodes.
+test-operator-e2e:
+	$(NODE) --test --test-concurrency=1 e2e/operator/*.test.ts
