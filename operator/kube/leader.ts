@@ -1,0 +1,271 @@
+/**
+ * Leader election on a coordination.k8s.io/v1 Lease.
+ *
+ * A candidate tries every `retryPeriodMs` to take the lease when it is free, expired or
+ * already its own; updates use the object's resourceVersion, so two candidates never both
+ * win. Expiry is judged on this process's clock: a lease counts as expired when its record
+ * has not changed for `leaseDurationMs` since this process first saw it, so clock skew
+ * between machines does not matter. The leader renews every `retryPeriodMs`; if no renewal
+ * succeeds within `renewDeadlineMs` it steps down (onStoppedLeading) before the lease can
+ * expire for the others. `release()` hands the lease back at once on graceful shutdown.
+ */
+import type { OperatorMetrics } from "../metrics/registry.ts";
+import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from "./client.ts";
+import { CORE } from "./keys.ts";
+import { silentLogger, type Logger } from "./log.ts";
+
+export interface LeaseSpec {
+  holderIdentity?: string | null;
+  leaseDurationSeconds?: number | null;
+  acquireTime?: string | null;
+  renewTime?: string | null;
+  leaseTransitions?: number | null;
+}
+
+export interface Lease {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; namespace: string; resourceVersion?: string; [k: string]: unknown };
+  spec?: LeaseSpec;
+}
+
+export interface LeaderElectionOptions {
+  leaseName: string;
+  leaseNamespace: string;
+  /** Unique per process (pod name plus a random suffix). */
+  identity: string;
+  /** Default 15 s. */
+  leaseDurationMs?: number;
+  /** Default 10 s; must be shorter than the lease duration. */
+  renewDeadlineMs?: number;
+  /** Default 2 s; must be shorter than the renew deadline. */
+  retryPeriodMs?: number;
+  onStartedLeading?: () => void;
+  onStoppedLeading?: () => void;
+  onNewLeader?: (identity: string) => void;
+  metrics?: OperatorMetrics;
+  logger?: Logger;
+}
+
+export const DEFAULT_LEASE_DURATION_MS = 15_000;
+export const DEFAULT_RENEW_DEADLINE_MS = 10_000;
+export const DEFAULT_RETRY_PERIOD_MS = 2_000;
+
+/** Microsecond timestamps as the Lease API writes them. */
+const microTime = (d: Date): string => d.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+
+export class LeaderElector {
+  private readonly leaseMs: number;
+  private readonly renewMs: number;
+  private readonly retryMs: number;
+  private readonly log: Logger;
+  private leading = false;
+  private stopped = false;
+  private observed: { record: string; at: number } | undefined;
+  private lastLease: Lease | undefined;
+  private lastRenew = 0;
+  private currentLeader = "";
+  private wake: (() => void) | undefined;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly options: LeaderElectionOptions,
+  ) {
+    this.leaseMs = options.leaseDurationMs ?? DEFAULT_LEASE_DURATION_MS;
+    this.renewMs = options.renewDeadlineMs ?? DEFAULT_RENEW_DEADLINE_MS;
+    this.retryMs = options.retryPeriodMs ?? DEFAULT_RETRY_PERIOD_MS;
+    if (!(this.leaseMs > this.renewMs && this.renewMs > this.retryMs && this.retryMs > 0)) {
+      throw new Error(
+        `leader election: need leaseDuration > renewDeadline > retryPeriod > 0, got ${this.leaseMs}/${this.renewMs}/${this.retryMs} ms`,
+      );
+    }
+    if (!options.identity) throw new Error("leader election: identity must not be empty");
+    this.log = (options.logger ?? silentLogger).child({
+      lease: `${options.leaseNamespace}/${options.leaseName}`,
+      identity: options.identity,
+    });
+    this.setGauge();
+  }
+
+  isLeader(): boolean {
+    return this.leading;
+  }
+
+  /** The holder last observed (may be this process). */
+  leader(): string {
+    return this.currentLeader;
+  }
+
+  /** Starts campaigning in the background; resolves when the loop ends (stop or lost lease). */
+  start(): Promise<void> {
+    this.loop ??= this.run();
+    return this.loop;
+  }
+
+  /** Stops campaigning; if leading, releases the lease so another candidate takes over at once. */
+  async release(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.loop;
+    if (!this.leading) return;
+    try {
+      const lease = this.lastLease;
+      if (lease && lease.spec?.holderIdentity === this.options.identity) {
+        const now = new Date();
+        await this.client.replace(CORE.leases, {
+          ...lease,
+          spec: {
+            ...lease.spec,
+            holderIdentity: "",
+            leaseDurationSeconds: 1,
+            renewTime: microTime(now),
+            acquireTime: microTime(now),
+          },
+        });
+        this.log.info("released lease");
+      }
+    } catch (e) {
+      this.log.warn("could not release lease; it will expire", { error: e });
+    }
+    this.transition(false);
+  }
+
+  private async run(): Promise<void> {
+    // Campaign.
+    while (!this.stopped && !this.leading) {
+      if (await this.tryAcquireOrRenew()) {
+        this.lastRenew = performance.now();
+        this.transition(true);
+        break;
+      }
+      await this.sleep(jitter(this.retryMs));
+    }
+    // Renew until the deadline passes without a successful renewal, or until stopped.
+    while (!this.stopped && this.leading) {
+      await this.sleep(this.retryMs);
+      if (this.stopped) break;
+      if (await this.tryAcquireOrRenew()) {
+        this.lastRenew = performance.now();
+        continue;
+      }
+      if (performance.now() - this.lastRenew >= this.renewMs) {
+        this.log.warn("failed to renew lease within the renew deadline; stepping down");
+        this.transition(false);
+      }
+    }
+  }
+
+  /** One attempt; answers true when this process holds the lease afterwards. */
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { leaseName: name, leaseNamespace: namespace, identity } = this.options;
+    const now = new Date();
+    const leaseSeconds = Math.ceil(this.leaseMs / 1000);
+    try {
+      const current = await this.client.getOrUndefined<Lease & { metadata: Lease["metadata"] }>(
+        CORE.leases,
+        namespace,
+        name,
+      );
+      if (!current) {
+        const created = await this.client.create<Lease>(CORE.leases, {
+          apiVersion: "coordination.k8s.io/v1",
+          kind: "Lease",
+          metadata: { name, namespace },
+          spec: {
+            holderIdentity: identity,
+            leaseDurationSeconds: leaseSeconds,
+            acquireTime: microTime(now),
+            renewTime: microTime(now),
+            leaseTransitions: 0,
+          },
+        });
+        this.observe(created);
+        return true;
+      }
+      this.observe(current);
+      const spec = current.spec ?? {};
+      const holder = spec.holderIdentity ?? "";
+      const mine = holder === identity;
+      const durationMs = (spec.leaseDurationSeconds ?? leaseSeconds) * 1000;
+      const expired = holder === "" || performance.now() - this.observed!.at >= durationMs;
+      if (!mine && !expired) return false;
+      const next: Lease = {
+        ...current,
+        spec: {
+          holderIdentity: identity,
+          leaseDurationSeconds: leaseSeconds,
+          acquireTime: mine ? (spec.acquireTime ?? microTime(now)) : microTime(now),
+          renewTime: microTime(now),
+          leaseTransitions: (spec.leaseTransitions ?? 0) + (mine ? 0 : 1),
+        },
+      };
+      const updated = await this.client.replace<Lease>(CORE.leases, next);
+      this.observe(updated);
+      return true;
+    } catch (e) {
+      if (isConflict(e) || isAlreadyExists(e) || isNotFound(e)) {
+        this.log.debug("lost a race for the lease", { error: e });
+      } else {
+        this.log.warn("lease request failed", { error: e });
+      }
+      return false;
+    }
+  }
+
+  private observe(lease: Lease): void {
+    this.lastLease = lease;
+    const spec = lease.spec ?? {};
+    const record = `${spec.holderIdentity ?? ""}|${spec.renewTime ?? ""}|${spec.leaseTransitions ?? 0}`;
+    if (this.observed?.record !== record) this.observed = { record, at: performance.now() };
+    const holder = spec.holderIdentity ?? "";
+    if (holder !== this.currentLeader) {
+      this.currentLeader = holder;
+      if (holder) {
+        this.log.info("observed leader", { leader: holder });
+        try {
+          this.options.onNewLeader?.(holder);
+        } catch (e) {
+          this.log.error("onNewLeader threw", { error: e });
+        }
+      }
+    }
+  }
+
+  private transition(leading: boolean): void {
+    if (this.leading === leading) return;
+    this.leading = leading;
+    this.setGauge();
+    this.options.metrics?.leaderTransitions.inc({ lease: this.options.leaseName });
+    this.log.info(leading ? "started leading" : "stopped leading");
+    try {
+      if (leading) this.options.onStartedLeading?.();
+      else this.options.onStoppedLeading?.();
+    } catch (e) {
+      this.log.error("leader election callback threw", { error: e });
+    }
+  }
+
+  private setGauge(): void {
+    this.options.metrics?.leaderIsLeader.set({ lease: this.options.leaseName }, this.leading ? 1 : 0);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        this.wake = undefined;
+        resolve();
+      };
+    });
+  }
+}
+
+/** Up to 20% extra, so candidates do not retry in lockstep. */
+function jitter(ms: number): number {
+  return ms * (1 + Math.random() * 0.2);
+}
