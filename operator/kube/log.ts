@@ -27,7 +27,8 @@ export interface LoggerOptions {
   now?: () => Date;
 }
 
-const SECRET_FIELD = /(secret|token|password|passwd|private|mnemonic|seed|credential|authorization|key$)/i;
+const SECRET_FIELD =
+  /(secret|token|passw|private|mnemonic|seed|credential|authorization|api[-_]?key|cookie)/i;
 export const REDACTED = "[redacted]";
 
 export function parseLogLevel(value: string | undefined, fallback: LogLevel = "info"): LogLevel {
