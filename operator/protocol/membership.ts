@@ -1,0 +1,64 @@
+// Who is an active member of a run, and the epoch that numbers each change.
+// A peer is active while every liveness signal is fresh: its pod is Ready on a
+// Ready node, it is registered on chain, it heartbeats on the bus, and it has not
+// missed too many rounds. A signal that went bad is forgiven for its grace period,
+// so a blip does not reshuffle everyone's shards.
+
+export interface PeerSignals {
+  hotkey: string;
+  /** Since when (ms) each signal has been bad; undefined while it is good. */
+  podNotReadySince?: number;
+  unregisteredSince?: number;
+  /** Last heartbeat seen on the bus (ms); undefined when none yet. */
+  lastHeartbeat?: number;
+  /** Consecutive rounds without an accepted submission. */
+  missedRounds: number;
+}
+
+export interface Grace {
+  podMs: number;
+  chainMs: number;
+  heartbeatMs: number;
+  maxMissedRounds: number;
+}
+
+export const defaultGrace: Grace = {
+  podMs: 60_000,
+  chainMs: 120_000,
+  heartbeatMs: 30_000,
+  maxMissedRounds: 3,
+};
+
+export type InactiveReason = "PodNotReady" | "NotRegistered" | "NoHeartbeat" | "MissedRounds";
+
+/** Why a peer is not active now, or undefined when it is. */
+export function inactiveReason(
+  p: PeerSignals,
+  now: number,
+  g: Grace = defaultGrace,
+): InactiveReason | undefined {
+  if (p.podNotReadySince !== undefined && now - p.podNotReadySince >= g.podMs) return "PodNotReady";
+  if (p.unregisteredSince !== undefined && now - p.unregisteredSince >= g.chainMs) return "NotRegistered";
+  if (p.lastHeartbeat === undefined || now - p.lastHeartbeat >= g.heartbeatMs) return "NoHeartbeat";
+  if (p.missedRounds > g.maxMissedRounds) return "MissedRounds";
+  return undefined;
+}
+
+export interface Membership {
+  epoch: number;
+  /** Sorted hotkeys of the active members. */
+  members: string[];
+}
+
+/** The next membership: the same object when nothing changed, else the new set with epoch + 1. */
+export function nextMembership(previous: Membership | undefined, active: Iterable<string>): Membership {
+  const members = [...new Set(active)].sort();
+  if (
+    previous &&
+    previous.members.length === members.length &&
+    previous.members.every((m, i) => m === members[i])
+  ) {
+    return previous;
+  }
+  return { epoch: (previous?.epoch ?? 0) + 1, members };
+}
