@@ -104,8 +104,8 @@ export class ManagedProcess {
     try {
       return await Promise.race([ready, early]);
     } catch (err) {
-      if (this.running) err = new Error(`${(err as Error).message}\n${this.name} log:\n${this.logTail()}`);
-      throw err;
+      if (!this.running) throw err;
+      throw new Error(`${(err as Error).message}\n${this.name} log:\n${this.logTail()}`);
     }
   }
 }
