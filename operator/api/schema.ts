@@ -5,6 +5,8 @@
  * controllers can never disagree about a field.
  */
 
+import { applyDefaults } from "./defaults.ts";
+
 /** The subset of OpenAPI v3 (with Kubernetes extensions) that the CRDs use. */
 export interface JSONSchema {
   type?: "object" | "array" | "string" | "integer" | "number" | "boolean";
@@ -186,7 +188,9 @@ export function object<F extends Fields, O extends ObjectOptions>(
   }
   const json: JSONSchema = { type: "object", description, properties };
   if (req.length > 0) json.required = req;
-  if (o?.default !== undefined) json.default = o.default;
+  // The API server validates a default as written (defaults inside it are not applied
+  // first), so an object's default carries its fields' defaults explicitly.
+  if (o?.default !== undefined) json.default = applyDefaults(json, o.default);
   if (o?.maxProperties !== undefined) json.maxProperties = o.maxProperties;
   if (o?.rules) json["x-kubernetes-validations"] = o.rules;
   return { ...make(json, (o?.default !== undefined ? "defaulted" : "optional") as PresenceOf<O>), fields };
