@@ -24,6 +24,7 @@ GENERATE_TARGETS :=
 -include operator/operator.mk
 -include worker/worker.mk
 -include e2e/e2e.mk
+-include charts/charts.mk
 
 .PHONY: help setup tools build test test-node lint lint-ts format demo bench generate clean
 

@@ -16,13 +16,21 @@ k8s_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSI
 -X k8s.io/component-base/version.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2) \
 -X k8s.io/component-base/version.gitTreeState=clean"
 
+# Helm's default Kubernetes version (for `helm template` and lint) is that of its client-go.
+helm_client_go=$(grep -E '^\s+k8s.io/client-go ' "$here/helm/go.mod" | awk '{print $2}')
+helm_k8s_minor=$(echo "$helm_client_go" | cut -d. -f2)
+helm_k8s=""
+for pkg in pkg/chartutil pkg/lint/rules; do
+  helm_k8s="$helm_k8s -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$helm_k8s_minor"
+done
+
 # tool -> "module dir|ldflags|binary=package ..."
 recipe() {
   case $1 in
   kubernetes) echo "kubernetes|$k8s_ldflags|kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler kubectl=k8s.io/kubernetes/cmd/kubectl" ;;
   etcd) echo "etcd|-s -w|etcd=go.etcd.io/etcd/server/v3" ;;
   nats) echo "nats|-s -w|nats-server=github.com/nats-io/nats-server/v2" ;;
-  helm) echo "helm|-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION|helm=helm.sh/helm/v3/cmd/helm" ;;
+  helm) echo "helm|-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION $helm_k8s|helm=helm.sh/helm/v3/cmd/helm" ;;
   kwok) echo "kwok|-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION|kwok=sigs.k8s.io/kwok/cmd/kwok" ;;
   *) echo "unknown tool: $1" >&2; return 1 ;;
   esac

@@ -1,0 +1,6 @@
+# Helm chart: CRDs and RBAC rules are copied from the generated files.
+GENERATE_TARGETS += generate-chart
+
+.PHONY: generate-chart
+generate-chart: $(filter-out generate-chart,$(GENERATE_TARGETS))
+	charts/sync.sh

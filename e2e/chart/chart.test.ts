@@ -1,0 +1,124 @@
+// The Helm chart a GPU provider installs: it ships exactly the generated CRDs and
+// RBAC, refuses bad values with the field named, and installs onto a real API
+// server into a namespace that enforces Pod Security "restricted".
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { after, before, describe, test } from "node:test";
+import { AppsV1Api, CoreV1Api, ApiextensionsV1Api } from "@kubernetes/client-node";
+import { parseAllDocuments } from "yaml";
+import { startKube, type KubeStack } from "../stack/kube.ts";
+import { binary, repoRoot } from "../stack/paths.ts";
+import { waitFor } from "../stack/wait.ts";
+
+const run = promisify(execFile);
+const chart = join(repoRoot, "charts/covenant-operator");
+const helm = (args: string[], env: Record<string, string> = {}) =>
+  run(binary("helm"), args, { env: { ...process.env, HELM_CACHE_HOME: "/tmp/covenant-helm-cache", ...env } });
+
+const sameFiles = (a: string, b: string) => {
+  const names = readdirSync(a).filter((n) => n.endsWith(".yaml"));
+  assert.deepEqual(
+    readdirSync(b)
+      .filter((n) => n.endsWith(".yaml"))
+      .sort(),
+    names.sort(),
+    `${b} lists ${a}`,
+  );
+  for (const n of names) assert.equal(readFileSync(join(b, n), "utf8"), readFileSync(join(a, n), "utf8"), n);
+};
+
+describe("Helm chart", { timeout: 240_000 }, () => {
+  test("ships the generated CRDs and RBAC rules unchanged (run `make generate` when this fails)", () => {
+    sameFiles(join(repoRoot, "crds"), join(chart, "crds"));
+    sameFiles(join(repoRoot, "config/rbac"), join(chart, "files/rbac"));
+  });
+
+  test("lints cleanly and renders the operator's ClusterRole from the generated rules", async () => {
+    await helm(["lint", "--strict", chart]);
+    const { stdout } = await helm(["template", "covenant-operator", chart, "--namespace", "covenant-system"]);
+    type Doc = { kind: string; metadata: { name: string }; rules?: unknown };
+    const docs = parseAllDocuments(stdout)
+      .map((d) => d.toJS() as Doc | null)
+      .filter((d): d is Doc => d !== null);
+    const role = docs.find((d) => d.kind === "ClusterRole" && d.metadata.name === "covenant-operator");
+    const generated = parseAllDocuments(
+      readFileSync(join(repoRoot, "config/rbac/role.yaml"), "utf8"),
+    )[0]!.toJS() as {
+      rules: unknown;
+    };
+    assert.deepEqual(role?.rules, generated.rules);
+  });
+
+  test("refuses bad values, naming the field", async () => {
+    const bad: [string, RegExp][] = [
+      ["replicaCount=0", /replicaCount/],
+      ["image.digest=latest", /image\.digest|digest/],
+      ["logging.level=loud", /logging\.level|level/],
+      ["httpPort=80", /httpPort/],
+      ["watchNamespaces[0]=Bad_Name", /watchNamespaces/],
+    ];
+    for (const [set, field] of bad) {
+      await assert.rejects(
+        helm(["template", "covenant", chart, "--set", set]),
+        (err: { stderr?: string }) => {
+          assert.match(err.stderr ?? "", field, set);
+          return true;
+        },
+      );
+    }
+  });
+
+  describe("installed onto a real API server", () => {
+    let kube: KubeStack;
+    before(async () => {
+      kube = await startKube({ controllerManager: true });
+    });
+    after(async () => {
+      await kube?.stop();
+    });
+
+    test("installs CRDs, RBAC and an operator whose pods pass Pod Security restricted", async () => {
+      const kc = kube.kubeConfig();
+      const core = kc.makeApiClient(CoreV1Api);
+      await core.createNamespace({
+        body: {
+          metadata: {
+            name: "covenant-system",
+            labels: { "pod-security.kubernetes.io/enforce": "restricted" },
+          },
+        },
+      });
+      const env = { KUBECONFIG: kube.kubeconfigPath };
+      await helm(["install", "covenant", chart, "--namespace", "covenant-system"], env);
+
+      const ext = kc.makeApiClient(ApiextensionsV1Api);
+      const crds = (await ext.listCustomResourceDefinition()).items.map((c) => c.metadata?.name).sort();
+      assert.deepEqual(crds, ["covenantpeers.covenant.io", "trainingruns.covenant.io"]);
+
+      // The ReplicaSet controller creates the pods only if admission lets them in.
+      const pods = await waitFor(
+        "operator pods admitted",
+        async () => {
+          const list = await core.listNamespacedPod({ namespace: "covenant-system" });
+          return list.items.length === 2 ? list.items : undefined;
+        },
+        { timeoutMs: 60_000 },
+      );
+      for (const pod of pods) {
+        const c = pod.spec?.containers[0];
+        assert.equal(pod.spec?.securityContext?.runAsNonRoot, true);
+        assert.equal(c?.securityContext?.allowPrivilegeEscalation, false);
+        assert.deepEqual(c?.securityContext?.capabilities?.drop, ["ALL"]);
+      }
+
+      await helm(["uninstall", "covenant", "--namespace", "covenant-system", "--wait"], env);
+      const apps = kc.makeApiClient(AppsV1Api);
+      assert.equal((await apps.listNamespacedDeployment({ namespace: "covenant-system" })).items.length, 0);
+      // Helm never deletes CRDs (and so never the runs they hold).
+      assert.equal((await ext.listCustomResourceDefinition()).items.length, 2);
+    });
+  });
+});
