@@ -4,3 +4,8 @@ GENERATE_TARGETS += generate-chart
 .PHONY: generate-chart
 generate-chart: $(filter-out generate-chart,$(GENERATE_TARGETS))
 	charts/sync.sh
+
+GENERATE_TARGETS += generate-dashboards
+.PHONY: generate-dashboards
+generate-dashboards:
+	$(NODE) deploy/dashboards/generate.ts

@@ -1,0 +1,9 @@
+import { fileURLToPath } from "node:url";
+import { operatorDashboard } from "./operator.ts";
+import type { Dashboard } from "./model.ts";
+
+export const dashboards: Dashboard[] = [operatorDashboard];
+
+export const dashboardDir = fileURLToPath(
+  new URL("../../charts/covenant-operator/dashboards", import.meta.url),
+);
