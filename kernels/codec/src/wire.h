@@ -1,0 +1,65 @@
+// Payload header and tensor table: writing, and parsing that trusts nothing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "covenant_codec.h"
+#include "layout.h"
+
+namespace covenant {
+
+constexpr uint8_t kMagic[4] = {'C', 'V', 'S', 'L'};
+constexpr size_t kFixedHeaderBytes = 24;
+
+struct Quant {
+  float shift = 0.0f;
+  float scale = 0.0f;
+  float codebook[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+};
+
+// One tensor of the run as the codec sees it.
+struct TensorPlan {
+  std::string name;
+  uint32_t rank = 0;
+  uint32_t dims[2] = {0, 0};
+  Layout layout;
+  uint64_t body_offset = 0;  // of the first chunk record in the payload
+};
+
+struct Plan {
+  uint32_t format = 0;
+  std::vector<TensorPlan> tensors;
+  uint64_t header_bytes = 0;
+  uint64_t total_bytes = 0;
+};
+
+// Result of a failed check: a status code and a message naming the field.
+struct Status {
+  int32_t code = COVENANT_OK;
+  std::string message;
+  bool ok() const { return code == COVENANT_OK; }
+};
+
+Status fail(int32_t code, std::string message);
+float effective_max_abs(const covenant_config& config);
+bool valid_name(const char* name, size_t length);
+
+// Checks the caller's spec and configuration and lays out the payload.
+Status make_plan(const covenant_tensor* spec, size_t count, const covenant_config* config,
+                 Plan* plan);
+
+// Writes the header and tensor table (plan.header_bytes bytes).
+void write_header(const Plan& plan, const std::vector<Quant>& quant, uint8_t* out);
+
+// Parses the header of a payload and checks it against the plan: every field, every
+// quantization parameter, the exact length. Fills quant (one per tensor) on success.
+Status parse_header(const Plan& plan, const covenant_config& config, const uint8_t* data,
+                    size_t length, std::vector<Quant>* quant);
+
+// Checks quantization parameters (finite, bounded, ordered codebook).
+Status check_quant(const Quant& q, float max_abs, const std::string& tensor);
+
+}  // namespace covenant
