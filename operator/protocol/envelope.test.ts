@@ -83,7 +83,7 @@ test("a payload that differs from its envelope is refused", () => {
   const short = verifyPayload(e, payload.slice(1));
   assert.equal(short.ok ? "" : short.reason, "size-mismatch");
   const flipped = payload.slice();
-  flipped[0] ^= 1;
+  flipped[0] = flipped[0]! ^ 1;
   const changed = verifyPayload(e, flipped);
   assert.equal(changed.ok ? "" : changed.reason, "digest-mismatch");
 });

@@ -22,39 +22,69 @@ function checkRound(round: number): number {
 /** SS58 addresses are base58: letters and digits only, safe as a subject token. */
 const HOTKEY_TOKEN = /^[1-9A-HJ-NP-Za-km-z]{40,60}$/;
 
-function checkHotkey(hotkey: string): string {
+export function checkHotkey(hotkey: string): string {
   if (!HOTKEY_TOKEN.test(hotkey)) throw new Error(`hotkey ${JSON.stringify(hotkey)} is not an SS58 address`);
   return hotkey;
 }
 
 export interface BusNames {
+  run: string;
+  /** NATS account of the run: every user of the run lives in it, nothing crosses runs. */
+  account: string;
   /** JetStream stream holding announcements, selections and heartbeats of the run. */
   stream: string;
   /** Every subject of the run. */
   allSubjects: string;
-  /** Object Store bucket of payloads. */
-  payloadBucket: string;
   /** KV bucket of membership, assignment and checkpoint pointers. */
   stateBucket: string;
-  submit(round: number): string;
-  selection(round: number): string;
+  /**
+   * Object Store bucket of one peer's payloads. One bucket per peer: Object Store chunk
+   * subjects carry random ids, so only a bucket boundary lets NATS permissions say
+   * "this peer writes here and nowhere else".
+   */
+  payloadBucket(hotkey: string): string;
+  /** Object Store bucket of one validator's checkpoints (no age limit, bounded size). */
+  checkpointBucket(hotkey: string): string;
+  /** A peer's announcement of its payload for a round. */
+  submit(round: number, hotkey: string): string;
+  /** Every announcement of a round. */
+  submitAll(round: number): string;
+  /** A validator's selection for a round. */
+  selection(round: number, hotkey: string): string;
+  /** Every selection of a round. */
+  selectionAll(round: number): string;
   heartbeat(hotkey: string): string;
-  /** Object name of a peer's payload for a round. */
-  payloadObject(round: number, hotkey: string): string;
+  heartbeatAll: string;
+  /** Object name of a peer's payload for a round (inside the peer's own bucket). */
+  payloadObject(round: number): string;
+  /** Object name of a checkpoint taken after `round`. */
+  checkpointObject(round: number): string;
 }
+
+/** The name of the Object Store's backing stream (the client library's convention). */
+export const objectStream = (bucket: string) => `OBJ_${bucket}`;
+/** The name of the KV bucket's backing stream. */
+export const kvStream = (bucket: string) => `KV_${bucket}`;
 
 export function busNames(run: string): BusNames {
   checkRunId(run);
   const prefix = `covenant.${run}`;
   return {
+    run,
+    account: `covenant-${run}`,
     stream: `covenant-${run}`,
     allSubjects: `${prefix}.>`,
-    payloadBucket: `covenant-${run}-payloads`,
     stateBucket: `covenant-${run}-state`,
-    submit: (round) => `${prefix}.round.${checkRound(round)}.submit`,
-    selection: (round) => `${prefix}.round.${checkRound(round)}.selection`,
+    payloadBucket: (hotkey) => `covenant-${run}-p-${checkHotkey(hotkey)}`,
+    checkpointBucket: (hotkey) => `covenant-${run}-c-${checkHotkey(hotkey)}`,
+    submit: (round, hotkey) => `${prefix}.round.${checkRound(round)}.submit.${checkHotkey(hotkey)}`,
+    submitAll: (round) => `${prefix}.round.${checkRound(round)}.submit.*`,
+    selection: (round, hotkey) => `${prefix}.round.${checkRound(round)}.selection.${checkHotkey(hotkey)}`,
+    selectionAll: (round) => `${prefix}.round.${checkRound(round)}.selection.*`,
     heartbeat: (hotkey) => `${prefix}.heartbeat.${checkHotkey(hotkey)}`,
-    payloadObject: (round, hotkey) => `round-${checkRound(round)}/${checkHotkey(hotkey)}`,
+    heartbeatAll: `${prefix}.heartbeat.*`,
+    payloadObject: (round) => `round-${checkRound(round)}`,
+    checkpointObject: (round) => `checkpoint-${checkRound(round)}`,
   };
 }
 
@@ -62,5 +92,6 @@ export function busNames(run: string): BusNames {
 export const stateKeys = {
   membership: "membership",
   assignment: "assignment",
-  checkpoint: "checkpoint",
+  /** Pointer to a validator's latest checkpoint: `checkpoint.<hotkey>`, written by that validator. */
+  checkpoint: (hotkey: string) => `checkpoint.${checkHotkey(hotkey)}`,
 } as const;

@@ -6,8 +6,8 @@ import { createHash } from "node:crypto";
 /** xoshiro128** seeded from SHA-256 of the inputs; 32-bit arithmetic, identical everywhere. */
 export function rng(...parts: (string | number)[]): () => number {
   const d = createHash("sha256").update(parts.join("\u0000")).digest();
-  const s = [d.readUInt32LE(0), d.readUInt32LE(4), d.readUInt32LE(8), d.readUInt32LE(12)];
-  if (s.every((x) => x === 0)) s[0] = 1;
+  const s: number[] = [d.readUInt32LE(0), d.readUInt32LE(4), d.readUInt32LE(8), d.readUInt32LE(12)];
+  if (!s.some((x) => x !== 0)) s[0] = 1;
   const rotl = (x: number, k: number) => ((x << k) | (x >>> (32 - k))) >>> 0;
   return () => {
     const result = Math.imul(rotl(Math.imul(s[1]!, 5) >>> 0, 7), 9) >>> 0;

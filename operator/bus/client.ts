@@ -1,0 +1,271 @@
+// The bus client used by workers (and the operator): one NATS connection that
+// reconnects forever, every operation under a deadline, transfers under a shared
+// byte budget (back-pressure), and idempotent retries across server restarts.
+import { connect } from "@nats-io/transport-node";
+import { nkeyAuthenticator } from "@nats-io/nats-core";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
+import type { JetStreamClient, JsMsg, PubAck } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
+import { Objm } from "@nats-io/obj";
+import type { ObjectStore } from "@nats-io/obj";
+import { busNames } from "../protocol/names.ts";
+import type { BusNames } from "../protocol/names.ts";
+import { ByteBudget, TimeoutError, withTimeout } from "./limiter.ts";
+
+export interface BusClientOptions {
+  /** nats://host:port, comma-separated for several servers. */
+  servers: string;
+  run: string;
+  /** Connection name shown by the server's monitoring (e.g. the hotkey and role). */
+  name: string;
+  /** NATS user nkey seed ("SU..."); omitted for an open server. */
+  nkeySeed?: string;
+  /** Deadline of one request or publish acknowledgement (ms, default 10 s). */
+  requestTimeoutMs?: number;
+  /** Bytes of payload transfers in flight at once (default 512 MiB). */
+  maxInFlightBytes?: number;
+  /** Attempts of an idempotent operation across disconnects (default 5). */
+  attempts?: number;
+  /** Called on connection status changes (disconnect, reconnect) for logs and metrics. */
+  onStatus?: (status: string) => void;
+}
+
+export class PayloadTooLarge extends Error {
+  constructor(
+    readonly size: number,
+    readonly max: number,
+  ) {
+    super(`payload of ${size} bytes is larger than ${max}`);
+    this.name = "PayloadTooLarge";
+  }
+}
+
+export interface StreamMessage {
+  subject: string;
+  data: Uint8Array;
+  /** When the server stored the message (ms since the epoch). */
+  storedMs: number;
+  seq: number;
+}
+
+export class BusClient {
+  readonly names: BusNames;
+  readonly budget: ByteBudget;
+  readonly #timeout: number;
+  readonly #attempts: number;
+  readonly #js: JetStreamClient;
+  readonly #objm: Objm;
+  readonly #stores = new Map<string, ObjectStore>();
+  #kv: KV | undefined;
+
+  private constructor(
+    readonly nc: NatsConnection,
+    opts: BusClientOptions,
+  ) {
+    this.names = busNames(opts.run);
+    this.budget = new ByteBudget(opts.maxInFlightBytes ?? 512 * 1024 * 1024);
+    this.#timeout = opts.requestTimeoutMs ?? 10_000;
+    this.#attempts = opts.attempts ?? 5;
+    this.#js = jetstream(nc, { timeout: this.#timeout });
+    this.#objm = new Objm(this.#js);
+  }
+
+  static async connect(opts: BusClientOptions): Promise<BusClient> {
+    const nc = await connect({
+      servers: opts.servers.split(",").map((s) => s.trim()),
+      name: opts.name,
+      authenticator: opts.nkeySeed ? nkeyAuthenticator(new TextEncoder().encode(opts.nkeySeed)) : undefined,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      waitOnFirstConnect: true,
+      timeout: opts.requestTimeoutMs ?? 10_000,
+      pingInterval: 5_000,
+    });
+    const client = new BusClient(nc, opts);
+    if (opts.onStatus) {
+      const onStatus = opts.onStatus;
+      void (async () => {
+        for await (const s of nc.status()) onStatus(s.type);
+      })();
+    }
+    return client;
+  }
+
+  /** Retries an idempotent operation while the connection is away (server restart). */
+  async #retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    let last: unknown;
+    for (let i = 0; i < this.#attempts; i++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!isTransient(err)) throw err;
+        last = err;
+        await new Promise((r) => setTimeout(r, Math.min(2_000, 200 * 2 ** i)));
+      }
+    }
+    throw new Error(`${what} failed after ${this.#attempts} attempts: ${String(last)}`);
+  }
+
+  async #store(bucket: string): Promise<ObjectStore> {
+    let s = this.#stores.get(bucket);
+    if (!s) {
+      s = await this.#retry(`open bucket ${bucket}`, () => this.#objm.open(bucket));
+      this.#stores.set(bucket, s);
+    }
+    return s;
+  }
+
+  async state(): Promise<KV> {
+    this.#kv ??= await this.#retry("open state bucket", () => new Kvm(this.#js).open(this.names.stateBucket));
+    return this.#kv;
+  }
+
+  /** Puts bytes under `name` in `bucket` (replacing the previous object of that name). */
+  async putObject(bucket: string, name: string, data: Uint8Array, timeoutMs?: number): Promise<void> {
+    await this.budget.with(data.length, () =>
+      this.#retry(`put ${bucket}/${name}`, async () => {
+        const store = await this.#store(bucket);
+        await withTimeout(
+          store.putBlob({ name }, data, { timeout: this.#timeout }),
+          timeoutMs ?? this.#transferTimeout(data.length),
+          `put ${bucket}/${name}`,
+        );
+      }),
+    );
+  }
+
+  /** Size of an object, or undefined when there is none. */
+  async objectSize(bucket: string, name: string): Promise<number | undefined> {
+    const store = await this.#store(bucket);
+    const info = await this.#retry(`info ${bucket}/${name}`, () =>
+      withTimeout(store.info(name), this.#timeout, `info ${bucket}/${name}`),
+    );
+    return info && !info.deleted ? info.size : undefined;
+  }
+
+  /**
+   * Fetches an object. The size is checked before a byte is transferred, so an
+   * oversized object costs nothing; undefined when the object does not exist.
+   */
+  async getObject(
+    bucket: string,
+    name: string,
+    opts: { maxBytes: number; timeoutMs?: number },
+  ): Promise<Uint8Array | undefined> {
+    const size = await this.objectSize(bucket, name);
+    if (size === undefined) return undefined;
+    if (size > opts.maxBytes) throw new PayloadTooLarge(size, opts.maxBytes);
+    const store = await this.#store(bucket);
+    return this.budget.with(size, () =>
+      this.#retry(`get ${bucket}/${name}`, async () => {
+        const got = await withTimeout(
+          store.getBlob(name),
+          opts.timeoutMs ?? this.#transferTimeout(size),
+          `get ${bucket}/${name}`,
+        );
+        return got ?? undefined;
+      }),
+    );
+  }
+
+  /** A peer's payload for a round: its own bucket, one object per round. */
+  putPayload(hotkey: string, round: number, data: Uint8Array): Promise<void> {
+    return this.putObject(this.names.payloadBucket(hotkey), this.names.payloadObject(round), data);
+  }
+
+  getPayload(
+    hotkey: string,
+    round: number,
+    opts: { maxBytes: number; timeoutMs?: number },
+  ): Promise<Uint8Array | undefined> {
+    return this.getObject(this.names.payloadBucket(hotkey), this.names.payloadObject(round), opts);
+  }
+
+  /**
+   * Publishes into the run's stream and waits for the server's acknowledgement.
+   * `msgID` makes a retried publish land once (server-side de-duplication).
+   */
+  async publish(subject: string, data: Uint8Array, msgID: string): Promise<PubAck> {
+    return this.#retry(`publish ${subject}`, () =>
+      this.#js.publish(subject, data, { msgID, timeout: this.#timeout }),
+    );
+  }
+
+  /** Messages of the run's stream matching `filter`, from the first kept one, as they arrive. */
+  async *messages(filter: string, signal?: AbortSignal): AsyncGenerator<StreamMessage> {
+    const consumer = await this.#retry(`consume ${filter}`, () =>
+      this.#js.consumers.get(this.names.stream, {
+        filter_subjects: [filter],
+        deliver_policy: DeliverPolicy.All,
+      }),
+    );
+    const iter = await consumer.consume({ max_messages: 256 });
+    const stop = () => void iter.stop();
+    signal?.addEventListener("abort", stop, { once: true });
+    try {
+      for await (const m of iter) yield toStreamMessage(m);
+    } finally {
+      signal?.removeEventListener("abort", stop);
+      await iter.close().catch(() => undefined);
+    }
+  }
+
+  /** The last message on an exact subject, or undefined. */
+  async lastMessage(subject: string): Promise<StreamMessage | undefined> {
+    try {
+      const m = await this.#retry(`last ${subject}`, () =>
+        this.#js
+          .jetstreamManager()
+          .then((jsm) => jsm.streams.getMessage(this.names.stream, { last_by_subj: subject })),
+      );
+      if (!m) return undefined;
+      return { subject: m.subject, data: m.data, storedMs: m.time.getTime(), seq: m.seq };
+    } catch (err) {
+      if (/no message found|not found/i.test(String((err as Error).message))) return undefined;
+      throw err;
+    }
+  }
+
+  /** The first message on `filter` within `timeoutMs`, or undefined. */
+  async firstMessage(filter: string, timeoutMs: number): Promise<StreamMessage | undefined> {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), timeoutMs);
+    try {
+      for await (const m of this.messages(filter, ac.signal)) return m;
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+      ac.abort();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.nc.isClosed()) return;
+    await this.nc.drain().catch(() => this.nc.close());
+  }
+
+  /** A transfer deadline that scales with size: 10 s plus 8 s per 64 MiB. */
+  #transferTimeout(bytes: number): number {
+    return this.#timeout + Math.ceil(bytes / (64 * 1024 * 1024)) * 8_000;
+  }
+}
+
+function toStreamMessage(m: JsMsg): StreamMessage {
+  return {
+    subject: m.subject,
+    data: m.data,
+    storedMs: Math.floor(m.info.timestampNanos / 1e6),
+    seq: m.seq,
+  };
+}
+
+/** Errors a retry can outlive: timeouts and a connection that is away. */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof TimeoutError) return true;
+  const e = err as { name?: string; message?: string; code?: string };
+  const text = `${e?.name ?? ""} ${e?.message ?? ""} ${e?.code ?? ""}`;
+  if (/permission|authori[sz]ation/i.test(text)) return false;
+  return /timeout|timed out|disconnect|reconnect|connection|no responders|503|closed/i.test(text);
+}
