@@ -1,0 +1,302 @@
+/**
+ * Block production for the local chain: a pool of checked extrinsics, a timer (or explicit
+ * calls) that turns the pool into blocks, and the blocks themselves with the state, storage
+ * and events as of each. Every block is final as soon as it is made (one authority).
+ */
+import { EventEmitter } from "node:events";
+import type { Header } from "@polkadot/types/interfaces";
+import { u8aConcat, u8aToHex, hexToU8a, stringToU8a } from "@polkadot/util";
+import { blake2AsHex } from "@polkadot/util-crypto";
+import {
+  burnedRegister,
+  serveAxon,
+  setCommitment,
+  setWeights,
+  type DispatchOutcome,
+  type EventSpec,
+} from "./dispatch.ts";
+import { checkExtrinsic, RpcError, type ChainView, type CheckedExtrinsic } from "./extrinsics.ts";
+import { encodeEvent } from "./events.ts";
+import { entry, storageKey, type Runtime } from "./runtime.ts";
+import { account, cloneState, type ChainState } from "./state.ts";
+import { materializeBlock, materializeState, type StorageMap } from "./storage.ts";
+
+export interface Block {
+  number: number;
+  hash: string;
+  header: Header;
+  extrinsics: string[];
+  /** State after the block; undefined once pruned. */
+  state: ChainState | undefined;
+  storage: StorageMap | undefined;
+}
+
+type Phase = { ApplyExtrinsic: number } | { Initialization: null } | { Finalization: null };
+
+interface EventRecord {
+  phase: Phase;
+  event: EventSpec;
+}
+
+export interface ChainOptions {
+  /** Milliseconds between blocks; 0 produces blocks only on request. */
+  blockTimeMs: number;
+  /** Blocks whose state stays queryable. */
+  stateRetention?: number;
+  genesis: ChainState;
+  /** Wall clock in ms for the Timestamp inherent. */
+  now?: () => number;
+}
+
+/** Dispatch weight reported in ExtrinsicSuccess/ExtrinsicFailed (the local chain does not meter). */
+const DISPATCH_INFO = { weight: { refTime: 0n, proofSize: 0n }, class: "Normal", paysFee: "Yes" };
+const HASH_RECENT = 256;
+
+export declare interface Chain {
+  on(event: "block", listener: (b: Block) => void): this;
+  on(event: "included", listener: (txHash: string, blockHash: string) => void): this;
+  on(event: "dropped", listener: (txHash: string, reason: string) => void): this;
+}
+
+export class Chain extends EventEmitter {
+  readonly blocks: Block[] = [];
+  private readonly byHash = new Map<string, Block>();
+  private pool: CheckedExtrinsic[] = [];
+  private draft: ChainState;
+  private draftDirty = true;
+  private injected: EventSpec[] = [];
+  private stateStorage: StorageMap = new Map();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly retention: number;
+  private readonly now: () => number;
+
+  constructor(
+    readonly rt: Runtime,
+    private readonly opts: ChainOptions,
+  ) {
+    super();
+    this.setMaxListeners(0);
+    this.retention = opts.stateRetention ?? 1200;
+    this.now = opts.now ?? Date.now;
+    this.draft = cloneState(opts.genesis);
+    this.seal([], [], "0x" + "00".repeat(32));
+  }
+
+  get best(): Block {
+    return this.blocks[this.blocks.length - 1]!;
+  }
+  /** Finality trails the best block by one. */
+  get finalized(): Block {
+    return this.blocks[Math.max(0, this.blocks.length - 2)]!;
+  }
+  get genesisHash(): string {
+    return this.blocks[0]!.hash;
+  }
+
+  start(): void {
+    if (this.opts.blockTimeMs > 0 && !this.timer) {
+      this.timer = setInterval(() => this.produce(), this.opts.blockTimeMs);
+    }
+  }
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  blockAt(hashOrNumber?: string | number | null): Block | undefined {
+    if (hashOrNumber === undefined || hashOrNumber === null) return this.best;
+    if (typeof hashOrNumber === "number") return this.blocks[hashOrNumber];
+    return this.byHash.get(hashOrNumber.toLowerCase());
+  }
+
+  /** The state tests and test controls change; it becomes the next block's starting state. */
+  edit<T>(fn: (draft: ChainState) => T, events: EventSpec[] = []): T {
+    const out = fn(this.draft);
+    this.draftDirty = true;
+    this.injected.push(...events);
+    return out;
+  }
+
+  view(): ChainView {
+    const best = this.best.state!;
+    return {
+      bestNumber: this.best.number,
+      genesisHash: this.genesisHash,
+      blockHash: (n) => this.blocks[n]?.hash,
+      accountNonce: (who) => best.accounts.get(who)?.nonce ?? 0,
+      nextNonce: (who) =>
+        (best.accounts.get(who)?.nonce ?? 0) + this.pool.filter((p) => p.signer === who).length,
+    };
+  }
+
+  /** Checks and pools an extrinsic; throws RpcError when the pool rejects it. */
+  submit(hex: unknown): CheckedExtrinsic {
+    const checked = checkExtrinsic(this.rt, this.view(), hex);
+    if (this.pool.some((p) => p.hash === checked.hash)) {
+      throw new RpcError(1013, "Transaction Already Imported");
+    }
+    this.pool.push(checked);
+    return checked;
+  }
+
+  pending(): string[] {
+    return this.pool.map((p) => p.hex);
+  }
+
+  /** Makes one block from the pool. */
+  produce(): Block {
+    const number = this.best.number + 1;
+    const state = this.draft;
+    for (const s of state.subnets.values()) s.registrationsThisBlock = 0;
+    const records: EventRecord[] = this.injected.map((event) => ({ phase: { Initialization: null }, event }));
+    this.injected = [];
+    const inherent = this.rt.registry.createType(
+      "Extrinsic",
+      this.rt.decorated.tx.timestamp!.set!(this.now()),
+    );
+    const extrinsics: string[] = [inherent.toHex()];
+    records.push({ phase: { ApplyExtrinsic: 0 }, event: success() });
+    const txs = this.pool;
+    this.pool = [];
+    const included: string[] = [];
+    for (const tx of txs) {
+      const acct = account(state, tx.signer);
+      if (tx.nonce !== acct.nonce) {
+        this.emit("dropped", tx.hash, "nonce no longer valid");
+        continue;
+      }
+      acct.nonce += 1;
+      const index = extrinsics.length;
+      extrinsics.push(tx.hex);
+      included.push(tx.hash);
+      const outcome = this.dispatch(state, BigInt(number), tx);
+      const phase = { ApplyExtrinsic: index };
+      if (outcome.ok) {
+        for (const event of outcome.events) records.push({ phase, event });
+        records.push({ phase, event: success() });
+      } else {
+        records.push({ phase, event: this.failed(outcome) });
+      }
+      this.draftDirty = true;
+    }
+    const block = this.seal(extrinsics, records, this.best.hash);
+    for (const h of included) this.emit("included", h, block.hash);
+    return block;
+  }
+
+  private dispatch(state: ChainState, block: bigint, tx: CheckedExtrinsic): DispatchOutcome {
+    const a = tx.method.args;
+    const ctx = { block };
+    const num = (i: number) => Number(a[i]!.toString());
+    const big = (i: number) => BigInt(a[i]!.toString());
+    switch (tx.call) {
+      case "subtensorModule.burnedRegister":
+        return burnedRegister(state, ctx, tx.signer, num(0), u8aToHex(a[1]!.toU8a()));
+      case "subtensorModule.setWeights": {
+        const list = (i: number) => (a[i]!.toJSON() as number[]).map(Number);
+        return setWeights(state, ctx, tx.signer, num(0), list(1), list(2), big(3));
+      }
+      case "subtensorModule.serveAxon":
+        return serveAxon(state, ctx, tx.signer, {
+          netuid: num(0),
+          version: num(1),
+          ip: big(2),
+          port: num(3),
+          ipType: num(4),
+          protocol: num(5),
+          placeholder1: num(6),
+          placeholder2: num(7),
+        });
+      case "commitments.setCommitment": {
+        const info = a[1]! as unknown as { fields: { length: number } } & { toU8a(): Uint8Array };
+        return setCommitment(state, ctx, tx.signer, num(0), info.fields.length, info.toU8a());
+      }
+    }
+  }
+
+  private failed(outcome: Extract<DispatchOutcome, { ok: false }>): EventSpec {
+    const { pallet, error } = outcome.failure;
+    const camel = pallet[0]!.toLowerCase() + pallet.slice(1);
+    const meta = this.rt.decorated.errors[camel]?.[error]?.meta;
+    const p = this.rt.metadata.asLatest.pallets.find((x) => x.name.eq(pallet));
+    if (!meta || !p) throw new Error(`error ${pallet}.${error} is not in the metadata`);
+    const errorBytes = new Uint8Array([meta.index.toNumber(), 0, 0, 0]);
+    return {
+      pallet: "System",
+      name: "ExtrinsicFailed",
+      data: [{ Module: { index: p.index.toNumber(), error: errorBytes } }, DISPATCH_INFO],
+    };
+  }
+
+  private seal(extrinsics: string[], records: EventRecord[], parentHash: string): Block {
+    const number = this.blocks.length;
+    const rt = this.rt;
+    const eventsType = rt.registry.createLookupType(entry(rt, "system", "events").meta.type.asPlain);
+    const events = rt.registry.createTypeUnsafe(eventsType, [
+      records.map((r) => ({
+        phase: r.phase,
+        event: encodeEvent(rt, r.event.pallet, r.event.name, r.event.data),
+        topics: [],
+      })),
+    ]);
+    if (this.draftDirty) {
+      this.stateStorage = materializeState(rt, this.draft);
+      this.draftDirty = false;
+    }
+    const recent: [number, string][] = [];
+    for (let n = Math.max(0, number - HASH_RECENT); n < number; n++) recent.push([n, this.blocks[n]!.hash]);
+    const storage = materializeBlock(
+      rt,
+      {
+        number,
+        parentHash,
+        recentHashes: recent,
+        timestampMs: BigInt(this.now()),
+        eventsHex: u8aToHex(events.toU8a()),
+      },
+      new Map(this.stateStorage),
+    );
+    const header: Header = rt.registry.createType("Header", {
+      parentHash,
+      number,
+      stateRoot: stateRoot(storage),
+      extrinsicsRoot: blake2AsHex(u8aConcat(...extrinsics.map((x) => hexToU8a(x)))),
+      digest: { logs: [] },
+    });
+    const block: Block = {
+      number,
+      hash: header.hash.toHex(),
+      header,
+      extrinsics,
+      state: this.draft,
+      storage,
+    };
+    this.blocks.push(block);
+    this.byHash.set(block.hash, block);
+    this.draft = cloneState(this.draft);
+    const old = this.blocks[number - this.retention];
+    if (old && old.number > 0) {
+      old.state = undefined;
+      old.storage = undefined;
+    }
+    if (number > 0) this.emit("block", block);
+    return block;
+  }
+
+  /** Storage key of System.Events, for tests. */
+  eventsKey(): string {
+    return storageKey(this.rt, entry(this.rt, "system", "events"));
+  }
+}
+
+function success(): EventSpec {
+  return { pallet: "System", name: "ExtrinsicSuccess", data: [DISPATCH_INFO] };
+}
+
+/** A digest of the whole storage (not a trie root; the local chain serves no proofs). */
+export function stateRoot(storage: StorageMap): string {
+  const keys = [...storage.keys()].sort();
+  return blake2AsHex(
+    u8aConcat(...keys.flatMap((k) => [hexToU8a(k), hexToU8a(storage.get(k)!)]), stringToU8a("")),
+  );
+}

@@ -1,0 +1,65 @@
+/**
+ * Genesis of a local chain: one subnet (the run's netuid), optionally seeded with neurons
+ * whose hotkeys and coldkeys are derived from a dev seed (`//covenant/<i>/hot`), and funded
+ * accounts. Deterministic: the same options give the same genesis.
+ */
+import { Keyring } from "@polkadot/keyring";
+import { cryptoWaitReady } from "@polkadot/util-crypto";
+import { emptyState, newNeuron, newSubnet, account, type ChainState, type SubnetParams } from "./state.ts";
+import { accountHex } from "./storage.ts";
+
+export interface GenesisOptions {
+  netuid: number;
+  /** Neurons registered at genesis. */
+  neurons?: number;
+  /** Give neuron i a validator permit when i < validators. */
+  validators?: number;
+  subnet?: Partial<SubnetParams>;
+  /** Accounts (SS58 or hex) to fund with `balance` RAO. */
+  funded?: string[];
+  balance?: bigint;
+}
+
+export const DEV_BALANCE = 1_000_000_000_000n;
+
+export function devKeyring(): Keyring {
+  return new Keyring({ type: "sr25519", ss58Format: 42 });
+}
+
+/** Hot and cold dev keys of seeded neuron i. */
+export function seededKeys(keyring: Keyring, i: number) {
+  return {
+    hot: keyring.addFromUri(`//covenant/${i}/hot`),
+    cold: keyring.addFromUri(`//covenant/${i}/cold`),
+  };
+}
+
+export async function buildGenesis(o: GenesisOptions): Promise<ChainState> {
+  await cryptoWaitReady();
+  const keyring = devKeyring();
+  const state = emptyState();
+  const owner = keyring.addFromUri("//Alice");
+  const subnet = newSubnet(o.netuid, accountHex(owner.publicKey), o.subnet);
+  state.subnets.set(o.netuid, subnet);
+  for (const who of [owner.address, ...(o.funded ?? [])])
+    account(state, accountHex(who)).free = o.balance ?? DEV_BALANCE;
+  const n = o.neurons ?? 0;
+  for (let i = 0; i < n; i++) {
+    const { hot, cold } = seededKeys(keyring, i);
+    const neuron = newNeuron(accountHex(hot.publicKey), accountHex(cold.publicKey), 0n);
+    neuron.stake = BigInt(1000 + i) * 1_000_000_000n;
+    neuron.validatorPermit = i < (o.validators ?? 0);
+    neuron.incentive = (i * 1021) % 65536;
+    neuron.consensus = (i * 517) % 65536;
+    neuron.trust = (i * 301) % 65536;
+    neuron.rank = (i * 97) % 65536;
+    neuron.dividends = neuron.validatorPermit ? 1000 + i : 0;
+    neuron.validatorTrust = neuron.validatorPermit ? 2000 + i : 0;
+    neuron.emission = BigInt(i) * 12_345n;
+    neuron.pruningScore = 1000 + i;
+    subnet.neurons.push(neuron);
+    state.owners.set(neuron.hotkey, neuron.coldkey);
+    account(state, neuron.coldkey).free = o.balance ?? DEV_BALANCE;
+  }
+  return state;
+}

@@ -1,0 +1,55 @@
+/** Checks of JSON-RPC parameters; every failure is a -32602 "Invalid params" with the reason. */
+import { isHex } from "@polkadot/util";
+import { RpcError } from "./extrinsics.ts";
+import { accountHex } from "./storage.ts";
+
+export const invalidParams = (why: string) => new RpcError(-32602, "Invalid params", why);
+
+export function hexParam(v: unknown, name: string): string {
+  if (typeof v !== "string" || !isHex(v)) throw invalidParams(`${name} must be 0x-prefixed hex`);
+  return v.toLowerCase();
+}
+
+export function optHash(v: unknown, name = "hash"): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string" || !isHex(v, 256))
+    throw invalidParams(`${name} must be a 32-byte 0x-prefixed hex hash`);
+  return v.toLowerCase();
+}
+
+export function intParam(v: unknown, name: string, min: number, max: number): number {
+  const n = typeof v === "string" && /^0x[0-9a-f]+$/i.test(v) ? Number.parseInt(v, 16) : v;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+    throw invalidParams(`${name} must be an integer in [${min}, ${max}]`);
+  }
+  return n;
+}
+
+export function bigParam(v: unknown, name: string): bigint {
+  try {
+    if ((typeof v === "string" && v !== "") || (typeof v === "number" && Number.isInteger(v))) {
+      const b = BigInt(v);
+      if (b >= 0n && b < 1n << 64n) return b;
+    }
+  } catch {
+    // fall through to the error below
+  }
+  throw invalidParams(`${name} must be a non-negative integer below 2^64 (a decimal string or number)`);
+}
+
+export function accountParam(v: unknown, name: string): string {
+  if (typeof v !== "string") throw invalidParams(`${name} must be an SS58 address or 32-byte hex`);
+  try {
+    const h = accountHex(v);
+    if (h.length !== 66) throw new Error("not 32 bytes");
+    return h;
+  } catch {
+    throw invalidParams(`${name} must be an SS58 address or 32-byte hex`);
+  }
+}
+
+export function objParam(v: unknown, name: string): Record<string, unknown> {
+  if (v === null || typeof v !== "object" || Array.isArray(v))
+    throw invalidParams(`${name} must be an object`);
+  return v as Record<string, unknown>;
+}

@@ -1,0 +1,406 @@
+/**
+ * The local chain's JSON-RPC 2.0 server over WebSocket: the methods @polkadot/api uses
+ * (connect, metadata, storage reads and subscriptions, heads, runtime calls, extrinsic
+ * submission and status) plus the test-only `covenantTest_` namespace. Malformed requests
+ * get the JSON-RPC error codes (-32700, -32600, -32601, -32602) and never reach the chain.
+ */
+import { WebSocketServer, type WebSocket } from "ws";
+import type { AddressInfo } from "node:net";
+import { u8aToHex, hexToU8a, compactAddLength } from "@polkadot/util";
+import { Chain, type Block } from "./chain.ts";
+import { RpcError } from "./extrinsics.ts";
+import { neuronLite, neuronsLite } from "./neurons.ts";
+import { accountParam, hexParam, intParam, invalidParams, optHash } from "./params.ts";
+import { TEST_NAMESPACE, testHandlers } from "./testing.ts";
+
+export interface ServerOptions {
+  host?: string;
+  port?: number;
+  /** Largest accepted message in bytes. */
+  maxPayload?: number;
+  chainName?: string;
+}
+
+interface Conn {
+  ws: WebSocket;
+  subs: Map<string, () => void>;
+}
+
+type Handler = (params: unknown[], conn: Conn) => unknown;
+
+/** Set COVENANT_CHAIN_TRACE=1 to print every request and reply (no secrets pass through here). */
+const TRACE = process.env.COVENANT_CHAIN_TRACE === "1";
+const PROPERTIES = { ss58Format: 42, tokenDecimals: 9, tokenSymbol: "TAO" };
+
+export class ChainServer {
+  private wss: WebSocketServer | undefined;
+  private nextSub = 1;
+  private readonly conns = new Set<Conn>();
+  private readonly handlers: Record<string, Handler>;
+  /** Requests answered with an error, by JSON-RPC code. */
+  readonly errorCounts = new Map<number, number>();
+
+  constructor(
+    readonly chain: Chain,
+    private readonly opts: ServerOptions = {},
+  ) {
+    this.handlers = this.buildHandlers();
+  }
+
+  async listen(): Promise<string> {
+    const wss = new WebSocketServer({
+      host: this.opts.host ?? "127.0.0.1",
+      port: this.opts.port ?? 0,
+      maxPayload: this.opts.maxPayload ?? 16 * 1024 * 1024,
+    });
+    this.wss = wss;
+    await new Promise<void>((resolve, reject) => {
+      wss.once("listening", resolve);
+      wss.once("error", reject);
+    });
+    wss.on("connection", (ws) => {
+      const conn: Conn = { ws, subs: new Map() };
+      this.conns.add(conn);
+      ws.on("message", (data, isBinary) => this.onMessage(conn, isBinary ? "" : data.toString()));
+      ws.on("close", () => {
+        for (const off of conn.subs.values()) off();
+        this.conns.delete(conn);
+      });
+      ws.on("error", () => ws.terminate());
+    });
+    return this.url;
+  }
+
+  get url(): string {
+    const a = this.wss?.address() as AddressInfo | undefined;
+    if (!a) throw new Error("server is not listening");
+    return `ws://${a.address}:${a.port}`;
+  }
+
+  async close(): Promise<void> {
+    const wss = this.wss;
+    if (!wss) return;
+    this.wss = undefined;
+    for (const c of this.conns) c.ws.terminate();
+    await new Promise<void>((resolve) => wss.close(() => resolve()));
+  }
+
+  methods(): string[] {
+    return Object.keys(this.handlers)
+      .filter((m) => !m.startsWith(`${TEST_NAMESPACE}_`))
+      .sort();
+  }
+
+  private onMessage(conn: Conn, text: string): void {
+    if (TRACE) process.stderr.write(`chain <- ${text.slice(0, 300)}\n`);
+    let msg: unknown;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      this.send(conn, this.errorReply(null, new RpcError(-32700, "Parse error")));
+      return;
+    }
+    if (Array.isArray(msg)) {
+      if (msg.length === 0) {
+        this.send(conn, this.errorReply(null, new RpcError(-32600, "Invalid request")));
+        return;
+      }
+      const replies = msg.map((m) => this.handle(conn, m)).filter((r) => r !== undefined);
+      if (replies.length) this.send(conn, replies);
+      return;
+    }
+    const reply = this.handle(conn, msg);
+    if (reply !== undefined) this.send(conn, reply);
+  }
+
+  private handle(conn: Conn, m: unknown): object | undefined {
+    if (m === null || typeof m !== "object" || Array.isArray(m)) {
+      return this.errorReply(null, new RpcError(-32600, "Invalid request"));
+    }
+    const req = m as Record<string, unknown>;
+    const id = req.id;
+    const validId =
+      id === undefined ||
+      id === null ||
+      typeof id === "string" ||
+      (typeof id === "number" && Number.isFinite(id));
+    if (req.jsonrpc !== "2.0" || typeof req.method !== "string" || !validId) {
+      return this.errorReply(validId ? (id ?? null) : null, new RpcError(-32600, "Invalid request"));
+    }
+    const params = req.params === undefined ? [] : req.params;
+    const handler = Object.hasOwn(this.handlers, req.method) ? this.handlers[req.method] : undefined;
+    if (!handler) return this.errorReply(id ?? null, new RpcError(-32601, "Method not found"));
+    if (!Array.isArray(params)) return this.errorReply(id ?? null, invalidParams("params must be an array"));
+    try {
+      const result = handler(params, conn);
+      return id === undefined
+        ? undefined
+        : { jsonrpc: "2.0", id, result: result === undefined ? null : result };
+    } catch (e) {
+      const err = e instanceof RpcError ? e : new RpcError(-32603, "Internal error", (e as Error).message);
+      return this.errorReply(id ?? null, err);
+    }
+  }
+
+  private errorReply(id: unknown, e: RpcError): object {
+    this.errorCounts.set(e.code, (this.errorCounts.get(e.code) ?? 0) + 1);
+    const error: Record<string, unknown> = { code: e.code, message: e.message };
+    if (e.data !== undefined) error.data = e.data;
+    return { jsonrpc: "2.0", id, error };
+  }
+
+  private send(conn: Conn, payload: unknown): void {
+    if (TRACE) process.stderr.write(`chain -> ${JSON.stringify(payload).slice(0, 300)}\n`);
+    if (conn.ws.readyState === conn.ws.OPEN) conn.ws.send(JSON.stringify(payload));
+  }
+
+  private notify(conn: Conn, method: string, subscription: string, result: unknown): void {
+    this.send(conn, { jsonrpc: "2.0", method, params: { subscription, result } });
+  }
+
+  private subscribe(conn: Conn, method: string, start: (emit: (r: unknown) => void) => () => void): string {
+    const id = `sub-${this.nextSub++}`;
+    const off = start((r) => this.notify(conn, method, id, r));
+    conn.subs.set(id, off);
+    return id;
+  }
+
+  private unsubscribe(conn: Conn, params: unknown[]): boolean {
+    const id = params[0];
+    if (typeof id !== "string") throw invalidParams("subscription id must be a string");
+    const off = conn.subs.get(id);
+    if (!off) return false;
+    off();
+    conn.subs.delete(id);
+    return true;
+  }
+
+  private block(hash: unknown): Block {
+    const h = optHash(hash);
+    const b = this.chain.blockAt(h);
+    if (!b) throw new RpcError(4003, "Client error", `Unknown block ${h}`);
+    return b;
+  }
+
+  private storageAt(hash: unknown) {
+    const b = this.block(hash);
+    if (!b.storage || !b.state)
+      throw new RpcError(4003, "Client error", `State already discarded for ${b.hash}`);
+    return { block: b, storage: b.storage, state: b.state };
+  }
+
+  private onBlocks(emit: (b: Block) => void): () => void {
+    this.chain.on("block", emit);
+    return () => this.chain.off("block", emit);
+  }
+
+  private buildHandlers(): Record<string, Handler> {
+    const chain = this.chain;
+    const rt = chain.rt;
+    const header = (b: Block) => {
+      const j = b.header.toJSON() as Record<string, unknown>;
+      return { ...j, number: "0x" + b.number.toString(16) };
+    };
+    const runtimeVersion = () => rt.version;
+    const unsub: Handler = (p, c) => this.unsubscribe(c, p);
+    const h: Record<string, Handler> = {
+      rpc_methods: () => ({ version: 1, methods: this.methods() }),
+      system_chain: () => this.opts.chainName ?? "Covenant Local Subtensor",
+      system_name: () => "covenant-local-subtensor",
+      system_version: () => "0.1.0",
+      system_chainType: () => "Development",
+      system_properties: () => PROPERTIES,
+      system_health: () => ({ peers: 0, isSyncing: false, shouldHavePeers: false }),
+      system_peers: () => [],
+      system_accountNextIndex: ([who]) => chain.view().nextNonce(accountParam(who, "account")),
+      chain_getBlockHash: ([n]) => {
+        if (n === undefined || n === null) return chain.best.hash;
+        const num = intParam(n, "block number", 0, 2 ** 32 - 1);
+        return chain.blockAt(num)?.hash ?? null;
+      },
+      chain_getHeader: ([hash]) => header(this.block(hash)),
+      chain_getBlock: ([hash]) => {
+        const b = this.block(hash);
+        return { block: { header: header(b), extrinsics: b.extrinsics }, justifications: null };
+      },
+      chain_getFinalizedHead: () => chain.finalized.hash,
+      chain_getRuntimeVersion: runtimeVersion,
+      state_getRuntimeVersion: runtimeVersion,
+      state_subscribeRuntimeVersion: (_p, c) =>
+        this.subscribe(c, "state_runtimeVersion", (emit) => {
+          setImmediate(() => emit(rt.version));
+          return () => undefined;
+        }),
+      state_unsubscribeRuntimeVersion: unsub,
+      chain_subscribeRuntimeVersion: (_p, c) => this.handlers.state_subscribeRuntimeVersion!([], c),
+      chain_unsubscribeRuntimeVersion: unsub,
+      state_getMetadata: ([hash]) => {
+        this.block(hash);
+        return u8aToHex(rt.metadataBytes);
+      },
+      state_getStorage: ([key, hash]) => this.storageAt(hash).storage.get(hexParam(key, "key")) ?? null,
+      state_getStorageHash: ([key, hash]) => {
+        const v = this.storageAt(hash).storage.get(hexParam(key, "key"));
+        return v === undefined ? null : u8aToHex(rt.registry.hash(hexToU8a(v)));
+      },
+      state_getStorageSize: ([key, hash]) => {
+        const v = this.storageAt(hash).storage.get(hexParam(key, "key"));
+        return v === undefined ? null : (v.length - 2) / 2;
+      },
+      state_queryStorageAt: ([keys, hash]) => {
+        if (!Array.isArray(keys)) throw invalidParams("keys must be an array of hex keys");
+        const { block, storage } = this.storageAt(hash);
+        const ks = keys.map((k, i) => hexParam(k, `keys[${i}]`));
+        return [{ block: block.hash, changes: ks.map((k) => [k, storage.get(k) ?? null]) }];
+      },
+      state_getKeysPaged: ([prefix, count, startKey, hash]) => {
+        const p = prefix === null || prefix === undefined ? "0x" : hexParam(prefix, "prefix");
+        const n = intParam(count, "count", 1, 1000);
+        const start = startKey === null || startKey === undefined ? "" : hexParam(startKey, "startKey");
+        const { storage } = this.storageAt(hash);
+        return [...storage.keys()]
+          .filter((k) => k.startsWith(p) && k > start)
+          .sort()
+          .slice(0, n);
+      },
+      state_getKeys: ([prefix, hash]) => {
+        const p = hexParam(prefix, "prefix");
+        return [...this.storageAt(hash).storage.keys()].filter((k) => k.startsWith(p)).sort();
+      },
+      state_subscribeStorage: ([keys], c) => {
+        if (!Array.isArray(keys) || keys.length === 0)
+          throw invalidParams("keys must be a non-empty array of hex keys");
+        const ks = keys.map((k, i) => hexParam(k, `keys[${i}]`));
+        return this.subscribe(c, "state_storage", (emit) => {
+          const last = new Map<string, string | null>();
+          const send = (b: Block, all: boolean) => {
+            const changes: [string, string | null][] = [];
+            for (const k of ks) {
+              const v = b.storage?.get(k) ?? null;
+              if (all || last.get(k) !== v) changes.push([k, v]);
+              last.set(k, v);
+            }
+            if (changes.length) emit({ block: b.hash, changes });
+          };
+          setImmediate(() => send(chain.best, true));
+          return this.onBlocks((b) => send(b, false));
+        });
+      },
+      state_unsubscribeStorage: unsub,
+      state_call: ([method, data, hash]) => {
+        if (typeof method !== "string") throw invalidParams("method must be a string");
+        const input = hexToU8a(hexParam(data ?? "0x", "data"));
+        const { state } = this.storageAt(hash);
+        return u8aToHex(this.runtimeCall(method, input, state));
+      },
+      chain_subscribeNewHeads: (_p, c) => this.subscribe(c, "chain_newHead", (emit) => this.headSub(emit)),
+      chain_unsubscribeNewHeads: unsub,
+      chain_subscribeNewHead: (_p, c) => this.subscribe(c, "chain_newHead", (emit) => this.headSub(emit)),
+      chain_unsubscribeNewHead: unsub,
+      chain_subscribeAllHeads: (_p, c) => this.subscribe(c, "chain_allHead", (emit) => this.headSub(emit)),
+      chain_unsubscribeAllHeads: unsub,
+      chain_subscribeFinalizedHeads: (_p, c) =>
+        this.subscribe(c, "chain_finalizedHead", (emit) => this.headSub(emit, true)),
+      chain_unsubscribeFinalizedHeads: unsub,
+      chain_subscribeFinalisedHeads: (_p, c) =>
+        this.subscribe(c, "chain_finalizedHead", (emit) => this.headSub(emit, true)),
+      chain_unsubscribeFinalisedHeads: unsub,
+      author_submitExtrinsic: ([ext]) => chain.submit(ext).hash,
+      author_pendingExtrinsics: () => chain.pending(),
+      author_submitAndWatchExtrinsic: ([ext], c) => {
+        const checked = chain.submit(ext);
+        const id = this.subscribe(c, "author_extrinsicUpdate", (emit) => {
+          let included: string | undefined;
+          const onIncluded = (tx: string, blockHash: string) => {
+            if (tx !== checked.hash) return;
+            included = blockHash;
+            emit({ inBlock: blockHash });
+          };
+          // Finality trails the best block by one, as with a finality gadget.
+          const onBlock = (b: Block) => {
+            if (!included || b.header.parentHash.toHex() !== included) return;
+            emit({ finalized: included });
+            stop();
+          };
+          const onDropped = (tx: string) => {
+            if (tx !== checked.hash) return;
+            emit("dropped");
+            stop();
+          };
+          const stop = () => {
+            chain.off("block", onBlock);
+            chain.off("included", onIncluded);
+            chain.off("dropped", onDropped);
+          };
+          setImmediate(() => emit("ready"));
+          chain.on("included", onIncluded);
+          chain.on("block", onBlock);
+          chain.on("dropped", onDropped);
+          return stop;
+        });
+        return id;
+      },
+      author_unwatchExtrinsic: unsub,
+    };
+    for (const [name, fn] of Object.entries(testHandlers)) {
+      h[`${TEST_NAMESPACE}_${name}`] = (params) => fn(chain, params);
+    }
+    return h;
+  }
+
+  private headSub(emit: (r: unknown) => void, finalized = false): () => void {
+    const header = (b: Block) => ({ ...(b.header.toJSON() as object), number: "0x" + b.number.toString(16) });
+    const pick = (b: Block) => (finalized ? (this.chain.blockAt(b.number - 1) ?? b) : b);
+    setImmediate(() => emit(header(finalized ? this.chain.finalized : this.chain.best)));
+    return this.onBlocks((b) => emit(header(pick(b))));
+  }
+
+  private runtimeCall(method: string, input: Uint8Array, state: Block["state"] & object): Uint8Array {
+    const rt = this.chain.rt;
+    const u16 = (bytes: Uint8Array, at: number) => {
+      if (bytes.length < at + 2)
+        throw new RpcError(4003, "Client error", `Execution failed: Could not decode input of ${method}`);
+      return bytes[at]! | (bytes[at + 1]! << 8);
+    };
+    switch (method) {
+      case "Core_version":
+        return rt.registry.createType("RuntimeVersion", rt.version).toU8a();
+      case "Metadata_metadata_versions":
+        return rt.registry.createType("Vec<u32>", [16]).toU8a();
+      case "Metadata_metadata_at_version": {
+        if (input.length !== 4)
+          throw new RpcError(
+            4003,
+            "Client error",
+            "Execution failed: Could not decode input of Metadata_metadata_at_version",
+          );
+        const v = input[0]! | (input[1]! << 8) | (input[2]! << 16) | (input[3]! << 24);
+        return v === 16 ? new Uint8Array([1, ...compactAddLength(rt.metadataBytes)]) : new Uint8Array([0]);
+      }
+      case "Metadata_metadata":
+        return compactAddLength(rt.metadataBytes);
+      case "AccountNonceApi_account_nonce": {
+        if (input.length !== 32)
+          throw new RpcError(
+            4003,
+            "Client error",
+            "Execution failed: Could not decode input of AccountNonceApi_account_nonce",
+          );
+        const who = u8aToHex(input);
+        return rt.registry.createType("u32", state.accounts.get(who)?.nonce ?? 0).toU8a();
+      }
+      case "NeuronInfoRuntimeApi_get_neurons_lite":
+        if (input.length !== 2)
+          throw new RpcError(4003, "Client error", `Execution failed: Could not decode input of ${method}`);
+        return neuronsLite(rt, state, u16(input, 0));
+      case "NeuronInfoRuntimeApi_get_neuron_lite":
+        if (input.length !== 4)
+          throw new RpcError(4003, "Client error", `Execution failed: Could not decode input of ${method}`);
+        return neuronLite(rt, state, u16(input, 0), u16(input, 2));
+      default:
+        throw new RpcError(4003, "Client error", `Execution failed: Exported method ${method} is not found`);
+    }
+  }
+}
+
+export { Chain };
