@@ -1,4 +1,5 @@
 /** Schema pieces shared by both kinds: conditions, secret references, tolerations, resources. */
+import type { V1ObjectMeta } from "@kubernetes/client-node";
 import {
   array,
   enumeration,
@@ -104,26 +105,8 @@ export const objectMetaSchema = {
   description: "Standard object metadata.",
 } as const;
 
-/** Standard Kubernetes object metadata, as much of it as the controllers read. */
-export interface ObjectMeta {
-  name: string;
-  namespace?: string;
-  uid?: string;
-  generation?: number;
-  resourceVersion?: string;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ownerReferences?: OwnerReference[];
-  finalizers?: string[];
-}
-
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
-}
+/**
+ * Standard Kubernetes object metadata with a required name. Note: timestamps arrive as
+ * RFC 3339 strings from the API although the client's type says Date.
+ */
+export type ObjectMeta = V1ObjectMeta & { name: string };

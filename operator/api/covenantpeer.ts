@@ -1,6 +1,6 @@
 /** CovenantPeer (covenant.io/v1alpha1): one 8-GPU peer a provider contributes to a run. */
+import type { API_VERSION } from "./common.ts";
 import {
-  API_VERSION,
   DNS_SUBDOMAIN,
   conditionsSchema,
   nodeSelectorSchema,

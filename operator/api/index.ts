@@ -6,3 +6,4 @@ export * from "./reasons.ts";
 export * from "./trainingrun.ts";
 export { applyDefaults } from "./defaults.ts";
 export { COVENANT_PEER, TRAINING_RUN, KINDS, crdFor } from "./crd.ts";
+export * from "./runconfig.ts";

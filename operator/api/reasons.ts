@@ -74,8 +74,6 @@ export const Label = {
 export const Annotation = {
   /** Hash of the desired pod spec; a pod whose hash differs is replaced. */
   PodSpecHash: "covenant.io/pod-spec-hash",
-  /** Hash of the resolved run config the pod was started with. */
-  ConfigHash: "covenant.io/config-hash",
 } as const;
 
 export const MANAGED_BY = "covenant-operator";

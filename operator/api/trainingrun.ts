@@ -1,6 +1,6 @@
 /** TrainingRun (covenant.io/v1alpha1): one model trained together by many peers. */
+import type { API_VERSION } from "./common.ts";
 import {
-  API_VERSION,
   conditionsSchema,
   nodeSelectorSchema,
   resourcesSchema,

@@ -1,0 +1,186 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { V1Node, V1Pod } from "@kubernetes/client-node";
+import { Reason, type CovenantPeer, type TrainingRun } from "../api/index.ts";
+import { findCondition } from "./conditions.ts";
+import { controllerOptions } from "./options.ts";
+import { planPeer, type PeerObservation } from "./peerplan.ts";
+import { makeNode, makePeer, makeRun, withPodState } from "./testing.ts";
+import { desiredWorkerPod } from "./workerpod.ts";
+
+const NOW = new Date("2026-06-01T12:00:00Z");
+const opts = controllerOptions({ now: () => NOW, nodeNotReadyGraceMs: 60_000 });
+const run = makeRun("run").defaulted();
+const peer = makePeer("alice").defaulted();
+const pod = desiredWorkerPod(peer, run, opts);
+
+function observe(over: Partial<PeerObservation> & { nodes?: V1Node[] } = {}): PeerObservation {
+  const nodes = over.nodes ?? [makeNode("n1"), makeNode("n2")];
+  return {
+    peer: over.peer ?? peer,
+    run: "run" in over ? over.run : run,
+    runConfigReady: over.runConfigReady ?? true,
+    hotkeySecretExists: over.hotkeySecretExists ?? true,
+    pods: over.pods ?? [],
+    node: (n) => nodes.find((x) => x.metadata?.name === n),
+  };
+}
+
+const cond = (p: { status: { conditions?: unknown[] } }, t: string) =>
+  findCondition(p.status.conditions as never, t);
+
+describe("planPeer", () => {
+  it("creates the pod when there is none", () => {
+    const plan = planPeer(observe(), opts);
+    assert.equal(plan.apply?.metadata?.name, "alice-worker");
+    assert.equal(plan.deletions.length, 0);
+    assert.equal(cond(plan, "Scheduled")?.reason, Reason.PodPending);
+    assert.equal(plan.status.podName, "alice-worker");
+    assert.deepEqual(
+      plan.events.map((e) => e.reason),
+      [Reason.PodCreated],
+    );
+  });
+
+  it("does nothing to a healthy Ready pod and reports Ready", () => {
+    const plan = planPeer(observe({ pods: [withPodState(pod, { node: "n1", ready: true })] }), opts);
+    assert.equal(plan.apply, undefined);
+    assert.equal(plan.deletions.length, 0);
+    assert.equal(cond(plan, "Ready")?.status, "True");
+    assert.equal(cond(plan, "Scheduled")?.status, "True");
+    assert.equal(plan.status.nodeName, "n1");
+    assert.equal(plan.events.length, 0);
+    assert.equal(plan.requeueAfterMs, undefined);
+  });
+
+  it("keeps transition times when nothing changed (a second plan is identical)", () => {
+    const o = observe({ pods: [withPodState(pod, { node: "n1", ready: true })] });
+    const first = planPeer(o, opts);
+    const later = controllerOptions({ now: () => new Date(NOW.getTime() + 5000) });
+    const second = planPeer({ ...o, peer: { ...peer, status: first.status } as CovenantPeer }, later);
+    assert.deepEqual(second.status, first.status);
+  });
+
+  it("replaces a failed pod at once", () => {
+    const failed = withPodState(pod, { node: "n1", phase: "Failed" });
+    const plan = planPeer(observe({ pods: [failed] }), opts);
+    assert.equal(plan.deletions.length, 1);
+    assert.equal(plan.deletions[0]?.reason, Reason.PodFailed);
+    assert.equal(plan.deletions[0]?.force, true);
+    assert.ok(plan.apply, "a new pod in the same reconcile");
+    assert.equal(plan.status.podReplacements, 1);
+  });
+
+  it("replaces a pod whose node is gone", () => {
+    const plan = planPeer(observe({ pods: [withPodState(pod, { node: "gone", ready: true })] }), opts);
+    assert.equal(plan.deletions[0]?.reason, Reason.NodeLost);
+    assert.ok(plan.apply);
+  });
+
+  it("waits out the NotReady grace period, then replaces", () => {
+    const since = new Date(NOW.getTime() - 20_000).toISOString();
+    const nodes = [makeNode("n1", { ready: false, since }), makeNode("n2")];
+    const bound = withPodState(pod, { node: "n1", ready: true });
+    const early = planPeer(observe({ pods: [bound], nodes }), opts);
+    assert.equal(early.deletions.length, 0);
+    assert.equal(early.requeueAfterMs, 40_000);
+    assert.equal(cond(early, "Ready")?.reason, Reason.NodeNotReady);
+    const late = planPeer(
+      observe({ pods: [bound], nodes }),
+      controllerOptions({ now: () => new Date(NOW.getTime() + 41_000) }),
+    );
+    assert.equal(late.deletions[0]?.reason, Reason.NodeNotReady);
+    assert.equal(late.deletions[0]?.force, true);
+    assert.ok(late.apply);
+  });
+
+  it("force-deletes a terminating pod stuck on a lost node, and waits for the name", () => {
+    const stuck = withPodState(pod, { node: "gone", deleting: true });
+    const plan = planPeer(observe({ pods: [stuck] }), opts);
+    assert.equal(plan.deletions[0]?.force, true);
+    // A gracefully terminating pod on a healthy node keeps the name: wait.
+    const leaving = withPodState(pod, { node: "n1", deleting: true });
+    const wait = planPeer(observe({ pods: [leaving] }), opts);
+    assert.equal(wait.apply, undefined);
+    assert.equal(wait.deletions.length, 0);
+    assert.ok(wait.requeueAfterMs !== undefined);
+  });
+
+  it("replaces a pod with an outdated spec gracefully", () => {
+    const old = withPodState(pod, { node: "n1", ready: true });
+    const newRun = makeRun("run")
+      .image("x@sha256:" + "e".repeat(64))
+      .defaulted();
+    const plan = planPeer(observe({ pods: [old], run: newRun }), opts);
+    assert.equal(plan.deletions[0]?.reason, Reason.SpecChanged);
+    assert.equal(plan.deletions[0]?.force, false);
+    assert.equal(plan.apply, undefined, "the new pod waits until the old one released the name");
+  });
+
+  it("keeps exactly one of several pods, the Ready one", () => {
+    const a = withPodState(
+      { ...pod, metadata: { ...pod.metadata, name: "alice-old", uid: "a" } },
+      { node: "n1" },
+    );
+    const b = withPodState(pod, { node: "n2", ready: true, uid: "b" });
+    const plan = planPeer(observe({ pods: [a, b] }), opts);
+    assert.deepEqual(
+      plan.deletions.map((d) => [d.pod.metadata?.name, d.reason]),
+      [["alice-old", Reason.DuplicatePod]],
+    );
+    assert.equal(plan.apply, undefined);
+    assert.equal(plan.status.podName, "alice-worker");
+  });
+
+  const blocked: [string, Partial<PeerObservation>, string][] = [
+    ["run missing", { run: undefined }, Reason.RunNotFound],
+    ["run suspended", { run: makeRun("run").suspend().defaulted() }, Reason.Suspended],
+    ["peer suspended", { peer: makePeer("alice").suspend().defaulted() }, Reason.Suspended],
+    [
+      "run completed",
+      { run: { ...run, status: { phase: "Completed" } } as TrainingRun },
+      Reason.RunNotActive,
+    ],
+  ];
+  for (const [name, over, reason] of blocked) {
+    it(`removes the pod and creates none when ${name}`, () => {
+      const plan = planPeer(
+        observe({ ...over, pods: [withPodState(pod, { node: "n1", ready: true })] }),
+        opts,
+      );
+      assert.equal(plan.apply, undefined);
+      assert.equal(plan.deletions.length, 1);
+      assert.equal(plan.deletions[0]?.reason, reason);
+      assert.equal(cond(plan, "Ready")?.reason, reason);
+      assert.equal(plan.status.podName, undefined);
+    });
+  }
+
+  it("waits for the run config and the hotkey Secret before creating, without touching a running pod", () => {
+    const noConfig = planPeer(observe({ runConfigReady: false }), opts);
+    assert.equal(noConfig.apply, undefined);
+    assert.equal(cond(noConfig, "Ready")?.reason, Reason.RunConfigPending);
+    assert.equal(noConfig.requeueAfterMs, opts.recheckMs);
+    const noSecret = planPeer(observe({ hotkeySecretExists: false }), opts);
+    assert.equal(noSecret.apply, undefined);
+    assert.equal(cond(noSecret, "Scheduled")?.reason, Reason.HotkeySecretMissing);
+    const running = planPeer(
+      observe({ hotkeySecretExists: false, pods: [withPodState(pod, { node: "n1", ready: true })] }),
+      opts,
+    );
+    assert.equal(running.deletions.length, 0);
+  });
+
+  it("records observedGeneration", () => {
+    const plan = planPeer(observe({ peer: makePeer("alice").generation(7).defaulted() }), opts);
+    assert.equal(plan.status.observedGeneration, 7);
+    assert.ok(plan.status.conditions?.every((c) => c.observedGeneration === 7));
+  });
+
+  it("an unschedulable pod explains why", () => {
+    const pending: V1Pod = withPodState(pod, {});
+    pending.status!.conditions![0]!.message = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.";
+    const plan = planPeer(observe({ pods: [pending] }), opts);
+    assert.match(cond(plan, "Scheduled")?.message ?? "", /Insufficient nvidia\.com\/gpu/);
+  });
+});
