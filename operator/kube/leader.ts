@@ -139,7 +139,7 @@ export class LeaderElector {
         this.transition(true);
         break;
       }
-      await this.sleep(jitter(this.retryMs));
+      await this.sleep(this.untilNextAttempt());
     }
     // Renew until the deadline passes without a successful renewal, or until stopped.
     while (!this.stopped && this.leading) {
@@ -211,6 +211,19 @@ export class LeaderElector {
       }
       return false;
     }
+  }
+
+  /**
+   * The retry period with jitter, or less when the observed lease expires sooner: a standby
+   * takes over as soon as the lease runs out instead of up to a retry period later.
+   */
+  private untilNextAttempt(): number {
+    const retry = jitter(this.retryMs);
+    const spec = this.lastLease?.spec;
+    if (!this.observed || !spec?.holderIdentity) return retry;
+    const durationMs = (spec.leaseDurationSeconds ?? this.leaseMs / 1000) * 1000;
+    const remaining = this.observed.at + durationMs - performance.now();
+    return remaining < retry ? Math.max(50, remaining + 50) : retry;
   }
 
   private observe(lease: Lease): void {

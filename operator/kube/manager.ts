@@ -184,13 +184,19 @@ export class Manager {
 
   /** Starts, and resolves with the reason once stopped. With `handleSignals`, SIGTERM/SIGINT stop it. */
   async run(opts: { handleSignals?: boolean } = {}): Promise<StopReason> {
+    // Repeated signals (a supervisor forwarding the one the process group already got) must
+    // not cut the graceful shutdown short, so the handlers stay installed until it is done.
     const onSignal = (sig: NodeJS.Signals): void => {
+      if (this.stopping) {
+        this.log.info("signal received; shutdown already in progress", { signal: sig });
+        return;
+      }
       this.log.info("signal received; shutting down", { signal: sig });
       void this.stop("signal");
     };
     if (opts.handleSignals) {
-      process.once("SIGTERM", onSignal);
-      process.once("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+      process.on("SIGINT", onSignal);
     }
     try {
       await this.start();
