@@ -43,7 +43,36 @@ export type RejectReason =
   | "oversized"
   | "bad-signature"
   | "size-mismatch"
-  | "digest-mismatch";
+  | "digest-mismatch"
+  /** The subject's round or hotkey differs from the envelope's. */
+  | "subject-mismatch"
+  /** The payload could not be fetched in time. */
+  | "fetch-failed"
+  /** The payload fails the codec's validation (shapes, k, indices, quantization). */
+  | "invalid-payload"
+  /** Announced after the round closed. */
+  | "late"
+  /** Kept indices overlap an earlier submission's too much. */
+  | "copied";
+
+/** Every reason, for metrics that start at zero. */
+export const REJECT_REASONS: readonly RejectReason[] = [
+  "malformed",
+  "oversized-announcement",
+  "unsupported-version",
+  "wrong-run",
+  "stale-round",
+  "future-round",
+  "oversized",
+  "bad-signature",
+  "size-mismatch",
+  "digest-mismatch",
+  "subject-mismatch",
+  "fetch-failed",
+  "invalid-payload",
+  "late",
+  "copied",
+];
 
 export type Verdict<T> = { ok: true; value: T } | { ok: false; reason: RejectReason; detail: string };
 

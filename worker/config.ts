@@ -1,0 +1,139 @@
+// The worker's command line: flags, then environment variables, then the run
+// configuration file the operator mounts. Pure parsing, so it is tested without I/O.
+import type { ResolvedRunConfig } from "../operator/api/runconfig.ts";
+import { HOTKEY_DIR, HOTKEY_FILE, RUN_CONFIG_DIR, RUN_CONFIG_FILE } from "../operator/api/runconfig.ts";
+
+export type Role = "miner" | "validator";
+
+export interface WorkerOptions {
+  configFile: string;
+  hotkeyFile: string;
+  role: Role;
+  /** Overrides the run configuration's NATS URL. */
+  natsUrl?: string;
+  /** NATS credentials: a user nkey seed file or a .creds file. */
+  natsCredsFile?: string;
+  /** Hotkey of the validator whose selections this worker follows (default: the state bucket's). */
+  validator?: string;
+  metricsPort: number;
+  metricsHost: string;
+  /** Directory of the token shards (default: the run's file:// data source). */
+  dataDir?: string;
+  /** Stop after this round (default: the run's last round). */
+  untilRound?: number;
+}
+
+export const USAGE = `covenant-worker: one peer of a Covenant training run
+
+  covenant-worker --role miner|validator [flags]
+
+  --config FILE         resolved run configuration (env COVENANT_RUN_CONFIG,
+                        default ${RUN_CONFIG_DIR}/${RUN_CONFIG_FILE})
+  --hotkey-file FILE    sr25519 secret URI or seed of the peer's hotkey (env COVENANT_HOTKEY_FILE,
+                        default ${HOTKEY_DIR}/${HOTKEY_FILE})
+  --role ROLE           miner or validator (env COVENANT_ROLE)
+  --nats-url URL        NATS server(s) (env COVENANT_NATS_URL, default: from the run configuration)
+  --nats-creds FILE     NATS user nkey seed or .creds file (env COVENANT_NATS_CREDS)
+  --validator HOTKEY    validator whose selections to follow (env COVENANT_VALIDATOR)
+  --metrics-port PORT   Prometheus metrics on :PORT/metrics (env COVENANT_METRICS_PORT or
+                        COVENANT_METRICS_ADDR=host:port, default 9400; 0 picks a free port)
+  --metrics-host HOST   address to listen on (default 0.0.0.0)
+  --data-dir DIR        token shards (env COVENANT_DATA_DIR, default: the run's file:// source)
+  --until-round N       stop after round N (default: the run's last round)
+`;
+
+const FLAGS: Record<string, { env?: string; key: keyof WorkerOptions }> = {
+  "--config": { env: "COVENANT_RUN_CONFIG", key: "configFile" },
+  "--hotkey-file": { env: "COVENANT_HOTKEY_FILE", key: "hotkeyFile" },
+  "--role": { env: "COVENANT_ROLE", key: "role" },
+  "--nats-url": { env: "COVENANT_NATS_URL", key: "natsUrl" },
+  "--nats-creds": { env: "COVENANT_NATS_CREDS", key: "natsCredsFile" },
+  "--validator": { env: "COVENANT_VALIDATOR", key: "validator" },
+  "--metrics-port": { env: "COVENANT_METRICS_PORT", key: "metricsPort" },
+  "--metrics-host": { key: "metricsHost" },
+  "--data-dir": { env: "COVENANT_DATA_DIR", key: "dataDir" },
+  "--until-round": { key: "untilRound" },
+};
+
+export type ParseResult =
+  | { ok: true; options: WorkerOptions }
+  | { ok: false; error: string }
+  | { ok: "help" };
+
+export function parseArgs(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): ParseResult {
+  const raw: Partial<Record<keyof WorkerOptions, string>> = {};
+  for (const f of Object.values(FLAGS)) if (f.env && env[f.env]) raw[f.key] = env[f.env];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--help" || arg === "-h") return { ok: "help" };
+    const [name, inline] = arg.includes("=")
+      ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)]
+      : [arg, undefined];
+    const flag = FLAGS[name];
+    if (!flag) return { ok: false, error: `unknown argument ${JSON.stringify(arg)} (see --help)` };
+    const value = inline ?? argv[++i];
+    if (value === undefined) return { ok: false, error: `${name} needs a value` };
+    raw[flag.key] = value;
+  }
+  // COVENANT_METRICS_ADDR (host:port), as the operator sets it in worker pods.
+  const addr = env.COVENANT_METRICS_ADDR;
+  if (addr && raw.metricsPort === undefined) {
+    const at = addr.lastIndexOf(":");
+    raw.metricsPort = addr.slice(at + 1);
+    if (raw.metricsHost === undefined && at > 0) raw.metricsHost = addr.slice(0, at);
+  }
+  const role = raw.role;
+  if (role !== "miner" && role !== "validator")
+    return { ok: false, error: `--role must be miner or validator, got ${JSON.stringify(role ?? "")}` };
+  const port = Number(raw.metricsPort ?? "9400");
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    return { ok: false, error: `--metrics-port ${JSON.stringify(raw.metricsPort)} is not a port number` };
+  let untilRound: number | undefined;
+  if (raw.untilRound !== undefined) {
+    untilRound = Number(raw.untilRound);
+    if (!Number.isSafeInteger(untilRound) || untilRound < 0)
+      return { ok: false, error: `--until-round ${JSON.stringify(raw.untilRound)} is not a round number` };
+  }
+  const options: WorkerOptions = {
+    configFile: raw.configFile ?? `${RUN_CONFIG_DIR}/${RUN_CONFIG_FILE}`,
+    hotkeyFile: raw.hotkeyFile ?? `${HOTKEY_DIR}/${HOTKEY_FILE}`,
+    role,
+    metricsPort: port,
+    metricsHost: raw.metricsHost ?? "0.0.0.0",
+  };
+  if (raw.natsUrl) options.natsUrl = raw.natsUrl;
+  if (raw.natsCredsFile) options.natsCredsFile = raw.natsCredsFile;
+  if (raw.validator) options.validator = raw.validator;
+  if (raw.dataDir) options.dataDir = raw.dataDir;
+  if (untilRound !== undefined) options.untilRound = untilRound;
+  return { ok: true, options };
+}
+
+/** Checks the fields of a parsed run configuration the worker relies on; problems name the field. */
+export function runConfigProblems(c: unknown): string[] {
+  const p: string[] = [];
+  const r = c as Partial<ResolvedRunConfig>;
+  if (typeof r !== "object" || r === null) return ["the run configuration is not a JSON object"];
+  if (r.kind !== "ResolvedRunConfig") p.push(`kind must be ResolvedRunConfig, got ${JSON.stringify(r.kind)}`);
+  if (typeof r.run?.name !== "string") p.push("run.name is missing");
+  if (!Number.isSafeInteger(r.rounds) || (r.rounds ?? 0) < 1) p.push("rounds must be a positive integer");
+  if (!Number.isSafeInteger(r.innerSteps) || (r.innerSteps ?? 0) < 1)
+    p.push("innerSteps must be a positive integer");
+  if (!Number.isSafeInteger(r.roundDeadlineSeconds) || (r.roundDeadlineSeconds ?? 0) < 1)
+    p.push("roundDeadlineSeconds must be a positive integer");
+  if (typeof r.compression?.topK !== "number") p.push("compression.topK is missing");
+  if (typeof r.aggregation?.gatherPeers !== "number") p.push("aggregation.gatherPeers is missing");
+  if (typeof r.outer?.learningRate !== "number") p.push("outer.learningRate is missing");
+  if (typeof r.data?.shards !== "number") p.push("data.shards is missing");
+  if (typeof r.transport?.natsUrl !== "string") p.push("transport.natsUrl is missing");
+  if (typeof r.checkpoints?.everyRounds !== "number") p.push("checkpoints.everyRounds is missing");
+  return p;
+}
+
+/** The local directory of a file:// data source, or undefined for other schemes. */
+export function localDataDir(source: string): string | undefined {
+  return source.startsWith("file://") ? decodeURIComponent(new URL(source).pathname) : undefined;
+}

@@ -1,0 +1,115 @@
+// Worker metrics (prefix covenant_worker_), served on :9400/metrics by default.
+import { createServer } from "node:http";
+import type { Server } from "node:http";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { REJECT_REASONS } from "../operator/protocol/envelope.ts";
+
+const secondsBuckets = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900];
+
+export function workerMetrics(labels: { run: string; role: string }) {
+  const registry = new Registry();
+  registry.setDefaultLabels(labels);
+  collectDefaultMetrics({ register: registry, prefix: "covenant_worker_process_" });
+  const m = {
+    registry,
+    round: new Gauge({
+      name: "covenant_worker_round",
+      help: "Last round this worker completed.",
+      registers: [registry],
+    }),
+    innerStepSeconds: new Histogram({
+      name: "covenant_worker_inner_step_seconds",
+      help: "Time of one inner optimizer step.",
+      buckets: secondsBuckets,
+      registers: [registry],
+    }),
+    tokens: new Counter({
+      name: "covenant_worker_tokens_total",
+      help: "Tokens trained on.",
+      registers: [registry],
+    }),
+    loss: new Gauge({
+      name: "covenant_worker_loss",
+      help: "Mean inner-step loss of the last round.",
+      registers: [registry],
+    }),
+    compressSeconds: new Histogram({
+      name: "covenant_worker_compress_seconds",
+      help: "Time to compress a pseudo-gradient.",
+      buckets: secondsBuckets,
+      registers: [registry],
+    }),
+    aggregateSeconds: new Histogram({
+      name: "covenant_worker_aggregate_seconds",
+      help: "Time to aggregate the selected payloads and apply the outer step.",
+      buckets: secondsBuckets,
+      registers: [registry],
+    }),
+    gatherSeconds: new Histogram({
+      name: "covenant_worker_gather_seconds",
+      help: "Time to fetch and verify the selected payloads of a round.",
+      buckets: secondsBuckets,
+      registers: [registry],
+    }),
+    payloadBytes: new Counter({
+      name: "covenant_worker_payload_bytes_total",
+      help: "Payload bytes moved on the bus.",
+      labelNames: ["direction"] as const,
+      registers: [registry],
+    }),
+    compressionRatio: new Gauge({
+      name: "covenant_worker_compression_ratio",
+      help: "Dense fp32 size divided by the payload size.",
+      registers: [registry],
+    }),
+    rejected: new Counter({
+      name: "covenant_worker_rejected_payloads_total",
+      help: "Submissions refused or penalised, by reason.",
+      labelNames: ["reason"] as const,
+      registers: [registry],
+    }),
+    selected: new Gauge({
+      name: "covenant_worker_selected_peers",
+      help: "Payloads aggregated in the last round.",
+      registers: [registry],
+    }),
+    busReconnects: new Counter({
+      name: "covenant_worker_bus_reconnects_total",
+      help: "Reconnections to NATS.",
+      registers: [registry],
+    }),
+  };
+  for (const reason of REJECT_REASONS) m.rejected.inc({ reason }, 0);
+  for (const direction of ["sent", "received"]) m.payloadBytes.inc({ direction }, 0);
+  return m;
+}
+
+export type WorkerMetrics = ReturnType<typeof workerMetrics>;
+
+export async function serveMetrics(registry: Registry, port: number, host = "0.0.0.0"): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.url === "/metrics") {
+      registry
+        .metrics()
+        .then((text) => {
+          res.writeHead(200, { "content-type": registry.contentType });
+          res.end(text);
+        })
+        .catch((err: unknown) => {
+          res.writeHead(500);
+          res.end(String(err));
+        });
+    } else if (req.url === "/healthz") {
+      res.writeHead(200);
+      res.end("ok");
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, resolve);
+  });
+  return server;
+}

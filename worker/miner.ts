@@ -1,0 +1,130 @@
+// The miner's round: adopt membership and assignment at the boundary, train H inner
+// steps, form the pseudo-gradient, compress it with error feedback, sign, put,
+// announce; then wait for the validator's selection and apply it like every peer.
+import type { KeyringPair } from "@polkadot/keyring/types";
+import { encodeAnnouncement, signEnvelope } from "../operator/protocol/envelope.ts";
+import { assignShards } from "../operator/protocol/rendezvous.ts";
+import type { Membership } from "../operator/protocol/membership.ts";
+import { rng } from "../operator/protocol/sampling.ts";
+import { stateKeys } from "../operator/protocol/names.ts";
+import type { Tensors } from "./kernels.ts";
+import { tensorSize } from "./kernels.ts";
+import type { Replica } from "./replica.ts";
+
+export interface RoundReport {
+  round: number;
+  loss: number;
+  tokens: number;
+  payloadBytes: number;
+  submitted: boolean;
+  epoch: number;
+  shards: number;
+}
+
+/** The run's membership as published by the operator; undefined before there is one. */
+export async function readMembership(replica: Replica): Promise<Membership | undefined> {
+  const kv = await replica.bus.state();
+  const e = await kv.get(stateKeys.membership);
+  if (!e || e.value.length === 0) return undefined;
+  const m = JSON.parse(e.string()) as Membership;
+  if (!Number.isSafeInteger(m.epoch) || !Array.isArray(m.members))
+    throw new Error("membership in the state bucket is malformed");
+  return m;
+}
+
+export class Miner {
+  readonly #errors: Tensors;
+  #epoch = -1;
+  #shards: number[] = [];
+
+  constructor(
+    readonly replica: Replica,
+    readonly pair: KeyringPair,
+  ) {
+    this.#errors = replica.engine.tensors.map((t) => new Float32Array(tensorSize(t)));
+  }
+
+  /** Zeroes the error-feedback buffers (null rounds, after a catch-up). */
+  resetErrorFeedback(): void {
+    for (const e of this.#errors) e.fill(0);
+  }
+
+  /** Trains and submits the replica's current round (when this peer is a member). */
+  async submit(): Promise<RoundReport> {
+    const r = this.replica;
+    const cfg = r.cfg;
+    const round = r.round;
+    const membership = await readMembership(r);
+    const members = membership?.members ?? [];
+    const report: RoundReport = {
+      round,
+      loss: NaN,
+      tokens: 0,
+      payloadBytes: 0,
+      submitted: false,
+      epoch: membership?.epoch ?? 0,
+      shards: 0,
+    };
+    if (!members.includes(this.pair.address)) return report;
+    if (membership!.epoch !== this.#epoch) {
+      this.#epoch = membership!.epoch;
+      this.#shards = assignShards(r.bus.names.run, cfg.data.shards, members).get(this.pair.address) ?? [];
+      r.engine.setShards(this.#shards);
+      r.log.info(
+        `adopted membership epoch ${this.#epoch}: ${members.length} members, shards [${this.#shards.join(",")}]`,
+      );
+    }
+    report.shards = this.#shards.length;
+    if (this.#shards.length === 0) return report;
+
+    const start = r.theta;
+    r.engine.setParameters(start);
+    const t0 = performance.now();
+    const seed = rng(r.bus.names.run, this.pair.address, round)();
+    const trained = r.engine.train(cfg.innerSteps, seed);
+    const elapsed = (performance.now() - t0) / 1000;
+    for (let i = 0; i < cfg.innerSteps; i++) r.metrics.innerStepSeconds.observe(elapsed / cfg.innerSteps);
+    r.metrics.tokens.inc(trained.tokens);
+    r.metrics.loss.set(trained.loss);
+    report.loss = trained.loss;
+    report.tokens = trained.tokens;
+
+    // Pseudo-gradient: delta = theta_start - theta_end; the weights go back to theta_start.
+    const end = r.engine.getParameters();
+    const deltas = start.map((s, i) => {
+      const d = new Float32Array(s.length);
+      const e = end[i]!;
+      for (let j = 0; j < s.length; j++) d[j] = s[j]! - e[j]!;
+      return d;
+    });
+    r.engine.setParameters(start);
+
+    const c0 = performance.now();
+    let payload: Uint8Array;
+    try {
+      payload = r.codec.compress(deltas, this.#errors).slice();
+    } catch (err) {
+      this.resetErrorFeedback();
+      throw err;
+    }
+    r.metrics.compressSeconds.observe((performance.now() - c0) / 1000);
+    const dense = start.reduce((a, t) => a + t.length * 4, 0);
+    r.metrics.compressionRatio.set(dense / payload.length);
+
+    const envelope = signEnvelope(
+      { run: r.bus.names.run, round, format: cfg.compression.wireFormat },
+      payload,
+      this.pair,
+    );
+    await r.bus.putPayload(this.pair.address, round, payload);
+    await r.bus.publish(
+      r.bus.names.submit(round, this.pair.address),
+      encodeAnnouncement(envelope),
+      `${round}-${envelope.digest}`,
+    );
+    r.metrics.payloadBytes.inc({ direction: "sent" }, payload.length);
+    report.payloadBytes = payload.length;
+    report.submitted = true;
+    return report;
+  }
+}

@@ -1,0 +1,161 @@
+// The shared state every peer keeps in lock-step: the global weights after each
+// round. Applying a round means fetching the payloads the validator selected,
+// verifying each, and aggregating them in the selection's order, so every peer that
+// applies the same selections holds bit-identical weights. Catch-up is the same
+// operation replayed from the latest checkpoint.
+import type { BusClient } from "../operator/bus/client.ts";
+import type { ResolvedRunConfig } from "../operator/api/runconfig.ts";
+import { decodeCheckpoint, weightsDigest } from "./checkpoint.ts";
+import { fetchSubmission } from "./gather.ts";
+import type { GatherContext } from "./gather.ts";
+import type { Codec, Engine, Tensors } from "./kernels.ts";
+import type { WorkerMetrics } from "./metrics.ts";
+import type { SignedSelection } from "./selection.ts";
+import { verifySelection } from "./selection.ts";
+import type { Log } from "./log.ts";
+
+export interface CheckpointPointer {
+  round: number;
+  object: string;
+  digest: string;
+}
+
+export class OutOfSync extends Error {
+  constructor(
+    readonly round: number,
+    detail: string,
+  ) {
+    super(`cannot apply round ${round}: ${detail}`);
+    this.name = "OutOfSync";
+  }
+}
+
+export class Replica {
+  /** Weights at the start of `round` (after applying every round before it). */
+  theta: Tensors;
+  /** The next round to work on. */
+  round = 0;
+  readonly gather: GatherContext;
+
+  constructor(
+    readonly cfg: ResolvedRunConfig,
+    readonly bus: BusClient,
+    readonly engine: Engine,
+    readonly codec: Codec,
+    readonly validator: string,
+    readonly metrics: WorkerMetrics,
+    readonly log: Log,
+  ) {
+    this.theta = engine.getParameters();
+    this.gather = {
+      bus,
+      codec,
+      run: bus.names.run,
+      maxPayloadBytes: codec.payloadSize(),
+      fetchTimeoutMs: Math.max(5_000, cfg.roundDeadlineSeconds * 500),
+    };
+  }
+
+  get digest(): string {
+    return weightsDigest(this.theta);
+  }
+
+  /** The validator's selection of a round if it is published already. */
+  async selection(round: number): Promise<SignedSelection | undefined> {
+    const m = await this.bus.lastMessage(this.bus.names.selection(round, this.validator));
+    if (!m) return undefined;
+    const v = verifySelection(m.data, { run: this.bus.names.run, round, validator: this.validator });
+    if (!v.ok) throw new Error(`selection of round ${round} does not verify: ${v.detail}`);
+    return v.value;
+  }
+
+  /** Waits for the selection of a round (the validator is the authority; no selection, no round). */
+  async awaitSelection(
+    round: number,
+    signal: AbortSignal,
+    onWait?: () => void,
+  ): Promise<SignedSelection | undefined> {
+    for (;;) {
+      if (signal.aborted) return undefined;
+      const m = await this.bus.firstMessage(this.bus.names.selection(round, this.validator), 2_000);
+      if (m) {
+        const v = verifySelection(m.data, { run: this.bus.names.run, round, validator: this.validator });
+        if (v.ok) return v.value;
+        this.log.warn(`ignoring a selection for round ${round}: ${v.detail}`);
+      }
+      onWait?.();
+    }
+  }
+
+  /** Fetches, verifies and aggregates the selected payloads; theta moves to the next round. */
+  async apply(sel: SignedSelection): Promise<void> {
+    if (sel.round !== this.round) throw new OutOfSync(sel.round, `expected round ${this.round}`);
+    const started = performance.now();
+    const fetched = await Promise.all(
+      sel.selected.map((p) =>
+        fetchSubmission(this.gather, p.hotkey, sel.round, this.cfg.compression.wireFormat, p.digest),
+      ),
+    );
+    this.metrics.gatherSeconds.observe((performance.now() - started) / 1000);
+    const payloads: Uint8Array[] = [];
+    for (const [i, v] of fetched.entries()) {
+      if (!v.ok) {
+        this.metrics.rejected.inc({ reason: v.reason });
+        throw new OutOfSync(
+          sel.round,
+          `selected payload of ${sel.selected[i]!.hotkey}: ${v.reason} (${v.detail})`,
+        );
+      }
+      payloads.push(v.value);
+      this.metrics.payloadBytes.inc({ direction: "received" }, v.value.length);
+    }
+    if (payloads.length > 0) {
+      const t0 = performance.now();
+      const res = this.codec.aggregate(payloads, this.cfg.outer.learningRate, this.theta);
+      this.metrics.aggregateSeconds.observe((performance.now() - t0) / 1000);
+      if (res.accepted !== payloads.length)
+        throw new OutOfSync(sel.round, `the codec refused selected payloads: ${res.statuses.join(",")}`);
+    }
+    this.metrics.selected.set(payloads.length);
+    this.engine.setParameters(this.theta);
+    this.round = sel.round + 1;
+  }
+
+  /**
+   * Brings the weights to the latest published round: the validator's latest
+   * checkpoint (when newer than what is held), then every selection since.
+   */
+  async catchUp(signal: AbortSignal): Promise<number> {
+    const kv = await this.bus.state();
+    const entry = await kv.get(`checkpoint.${this.validator}`);
+    if (entry && entry.value.length > 0) {
+      const ptr = JSON.parse(entry.string()) as CheckpointPointer;
+      if (ptr.round + 1 > this.round) {
+        const bytes = await this.bus.getObject(this.bus.names.checkpointBucket(this.validator), ptr.object, {
+          maxBytes: 8 * 1024 ** 3,
+        });
+        if (bytes) {
+          const { header, theta } = decodeCheckpoint(bytes, {
+            run: this.bus.names.run,
+            tensors: this.engine.tensors,
+          });
+          if (weightsDigest(theta) !== ptr.digest)
+            throw new Error(`checkpoint of round ${ptr.round} is corrupt`);
+          this.theta = theta;
+          this.engine.setParameters(theta);
+          this.round = header.round + 1;
+          this.log.info(`loaded checkpoint of round ${header.round}`);
+        }
+      }
+    }
+    let replayed = 0;
+    while (!signal.aborted) {
+      const sel = await this.selection(this.round);
+      if (!sel) break;
+      await this.apply(sel);
+      replayed++;
+    }
+    if (replayed) this.log.info(`replayed ${replayed} rounds; now at round ${this.round}`);
+    return replayed;
+  }
+}

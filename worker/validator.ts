@@ -1,0 +1,283 @@
+// The validator's round: collect the round's announcements until every member has
+// submitted or the deadline passes; verify each (signature, subject, size, digest,
+// codec); flag copies by kept-index overlap; score the rest by the loss change of a
+// median-clipped step on the submitter's assigned data and on random data; update
+// ratings with penalties; select G plus reserves; publish the signed selection;
+// apply it like every peer; checkpoint every K rounds.
+import type { KeyringPair } from "@polkadot/keyring/types";
+import type { RejectReason, SignedEnvelope } from "../operator/protocol/envelope.ts";
+import { assignShards } from "../operator/protocol/rendezvous.ts";
+import { sampleSequences } from "../operator/protocol/sampling.ts";
+import { encodeCheckpoint, weightsDigest } from "./checkpoint.ts";
+import { checkAnnouncement, fetchPayload } from "./gather.ts";
+import type { Tensors } from "./kernels.ts";
+import { readMembership } from "./miner.ts";
+import type { CheckpointPointer, Replica } from "./replica.ts";
+import { choose, defaultScoring, findCopies, updateRatings } from "./scoring.ts";
+import type { Evaluation, Outcome, PeerRating, ScoringParams } from "./scoring.ts";
+import { encodeSelection, signSelection } from "./selection.ts";
+import type { SignedSelection } from "./selection.ts";
+import type { StreamMessage } from "../operator/bus/client.ts";
+
+/** The validator's step size as a fraction of the outer learning rate. */
+export const EVAL_STEP_FRACTION = 0.2;
+
+export interface ValidatorReport {
+  round: number;
+  submissions: number;
+  selected: number;
+  rejected: Record<string, RejectReason>;
+  lossBefore: number;
+}
+
+export class Validator {
+  ratings = new Map<string, PeerRating>();
+  readonly #inbox = new Map<number, StreamMessage[]>();
+  #pending: Record<string, RejectReason> = {};
+  #openedMs = Date.now();
+  /** Rounds up to this one are closed: their announcements are late. */
+  #closed = -1;
+  readonly #abort = new AbortController();
+  #consuming: Promise<void> | undefined;
+
+  constructor(
+    readonly replica: Replica,
+    readonly pair: KeyringPair,
+    readonly scoring: ScoringParams = defaultScoring,
+  ) {}
+
+  /** Starts reading every announcement of the run, in arrival order. */
+  start(): void {
+    const r = this.replica;
+    this.#openedMs = Date.now();
+    this.#closed = r.round - 1;
+    const startedMs = Date.now();
+    this.#consuming = (async () => {
+      for await (const m of r.bus.messages(
+        `covenant.${r.bus.names.run}.round.*.submit.*`,
+        this.#abort.signal,
+      )) {
+        const round = Number(m.subject.split(".")[3]);
+        if (!Number.isSafeInteger(round)) continue;
+        if (round <= this.#closed) {
+          // Announcements stored before this validator started were judged by its predecessor.
+          if (m.storedMs >= startedMs) this.#late(m, round);
+          continue;
+        }
+        const list = this.#inbox.get(round) ?? [];
+        list.push(m);
+        this.#inbox.set(round, list);
+      }
+    })().catch((err: unknown) => {
+      if (!this.#abort.signal.aborted) r.log.error(`announcement reader stopped: ${String(err)}`);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#consuming;
+  }
+
+  /** An announcement for a closed round: late when it verifies, else its own reason. */
+  #late(m: StreamMessage, round: number): void {
+    const v = checkAnnouncement(
+      this.replica.gather,
+      m.subject,
+      m.data,
+      round,
+      this.replica.cfg.compression.wireFormat,
+    );
+    const hotkey = m.subject.split(".").at(-1)!;
+    const reason: RejectReason = v.ok ? "late" : v.reason;
+    this.replica.metrics.rejected.inc({ reason });
+    this.#pending[hotkey] = reason;
+    this.replica.log.warn(`round ${round}: ${reason} announcement from ${hotkey.slice(0, 8)}`);
+  }
+
+  /** Closes the replica's current round: publishes its selection and applies it. */
+  async closeRound(signal: AbortSignal): Promise<ValidatorReport> {
+    const r = this.replica;
+    const cfg = r.cfg;
+    const round = r.round;
+    const membership = await readMembership(r);
+    const members = membership?.members ?? [];
+    const deadline = this.#openedMs + cfg.roundDeadlineSeconds * 1000;
+    // Wait for every member's announcement or the deadline.
+    while (!signal.aborted && Date.now() < deadline) {
+      const seen = new Set((this.#inbox.get(round) ?? []).map((m) => m.subject.split(".").at(-1)));
+      if (members.length > 0 && members.every((h) => seen.has(h))) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    this.#closed = round;
+    const arrived = this.#inbox.get(round) ?? [];
+    this.#inbox.delete(round);
+    const rejected: Record<string, RejectReason> = { ...this.#pending };
+    this.#pending = {};
+    const refuse = (hotkey: string, reason: RejectReason, detail: string) => {
+      rejected[hotkey] = reason;
+      r.metrics.rejected.inc({ reason });
+      r.log.warn(`round ${round}: refused ${hotkey.slice(0, 8)}: ${reason} (${detail})`);
+    };
+
+    // One announcement per hotkey: the first that verifies.
+    const envelopes = new Map<string, { e: SignedEnvelope; order: number }>();
+    for (const m of arrived) {
+      const hotkey = m.subject.split(".").at(-1)!;
+      if (envelopes.has(hotkey)) continue;
+      const v = checkAnnouncement(r.gather, m.subject, m.data, round, cfg.compression.wireFormat);
+      if (!v.ok) refuse(hotkey, v.reason, v.detail);
+      else envelopes.set(hotkey, { e: v.value, order: m.seq });
+    }
+    const fetched = await Promise.all(
+      [...envelopes.values()].map(async ({ e, order }) => ({ e, order, v: await fetchPayload(r.gather, e) })),
+    );
+    const valid: { e: SignedEnvelope; order: number; payload: Uint8Array; dense: Tensors }[] = [];
+    for (const { e, order, v } of fetched) {
+      if (!v.ok) refuse(e.hotkey, v.reason, v.detail);
+      else valid.push({ e, order, payload: v.value, dense: r.codec.decode(v.value) });
+    }
+
+    // Copies: kept-index overlap with an earlier upload.
+    const copies = findCopies(
+      valid.map((s) => ({ hotkey: s.e.hotkey, order: s.order, indices: keptIndices(s.dense) })),
+      this.scoring.copyOverlap,
+    );
+    for (const [copier, original] of copies)
+      refuse(copier, "copied", `kept indices overlap ${original.slice(0, 8)}'s`);
+    const scored = valid.filter((s) => !copies.has(s.e.hotkey));
+
+    // Scores: loss before and after a median-clipped step on own and random data.
+    const outcomes = new Map<string, Outcome>();
+    for (const [h, reason] of Object.entries(rejected))
+      if (reason !== "late") outcomes.set(h, { kind: "penalised", reason });
+    const assignment = assignShards(r.bus.names.run, cfg.data.shards, members);
+    const evaluations = this.#evaluate(round, scored, assignment);
+    for (const ev of evaluations) outcomes.set(ev.hotkey, { kind: "evaluated", evaluation: ev });
+    this.ratings = updateRatings(this.ratings, members, outcomes, this.scoring);
+
+    const warm = round < cfg.outer.warmupRounds;
+    const { selected, reserves } = warm
+      ? { selected: [], reserves: [] }
+      : choose(
+          scored.map((s) => ({ hotkey: s.e.hotkey, digest: s.e.digest })),
+          this.ratings,
+          cfg.aggregation.gatherPeers,
+          cfg.aggregation.reserves,
+        );
+    const selection: SignedSelection = signSelection(
+      { run: r.bus.names.run, round, epoch: membership?.epoch ?? 0, selected, reserves, rejected },
+      this.pair,
+    );
+    await r.bus.publish(
+      r.bus.names.selection(round, this.pair.address),
+      encodeSelection(selection),
+      `${round}`,
+    );
+    this.#openedMs = Date.now();
+    await r.apply(selection);
+    if ((round + 1) % cfg.checkpoints.everyRounds === 0) await this.checkpoint(round);
+    return {
+      round,
+      submissions: arrived.length,
+      selected: selected.length,
+      rejected,
+      lossBefore: evaluations[0]?.lossBeforeRandom ?? NaN,
+    };
+  }
+
+  #evaluate(
+    round: number,
+    subs: { e: SignedEnvelope; dense: Tensors }[],
+    assignment: Map<string, number[]>,
+  ): Evaluation[] {
+    if (subs.length === 0) return [];
+    const r = this.replica;
+    const cfg = r.cfg;
+    const count = cfg.validator.sequences;
+    const perShard = r.engine.sequencesPerShard;
+    const all = Array.from({ length: cfg.data.shards }, (_, i) => i);
+    const random = sampleSequences({
+      run: r.bus.names.run,
+      hotkey: `random/${this.pair.address}`,
+      round,
+      shards: all,
+      sequencesPerShard: perShard,
+      count,
+    });
+    const theta = r.theta;
+    r.engine.setParameters(theta);
+    const beforeRandom = r.engine.evalLoss(random);
+    const norms = subs.map((s) => s.dense.map(l2));
+    const medians = theta.map((_, t) => median(norms.map((n) => n[t]!)));
+    const lr = cfg.outer.learningRate * EVAL_STEP_FRACTION;
+    const out: Evaluation[] = [];
+    for (const [k, s] of subs.entries()) {
+      const own = sampleSequences({
+        run: r.bus.names.run,
+        hotkey: s.e.hotkey,
+        round,
+        shards: assignment.get(s.e.hotkey) ?? all,
+        sequencesPerShard: perShard,
+        count,
+      });
+      r.engine.setParameters(theta);
+      const beforeOwn = r.engine.evalLoss(own);
+      const stepped = theta.map((w, t) => {
+        const n = norms[k]![t]!;
+        const f = n > 0 ? Math.min(1, medians[t]! / n) : 0;
+        const d = s.dense[t]!;
+        const out = new Float32Array(w.length);
+        for (let j = 0; j < w.length; j++) out[j] = w[j]! - lr * f * d[j]!;
+        return out;
+      });
+      r.engine.setParameters(stepped);
+      out.push({
+        hotkey: s.e.hotkey,
+        lossBeforeOwn: beforeOwn,
+        lossAfterOwn: r.engine.evalLoss(own),
+        lossBeforeRandom: beforeRandom,
+        lossAfterRandom: r.engine.evalLoss(random),
+      });
+    }
+    r.engine.setParameters(theta);
+    return out;
+  }
+
+  /** Puts the weights after `round` in the validator's checkpoint bucket and points to them. */
+  async checkpoint(round: number): Promise<void> {
+    const r = this.replica;
+    const bytes = encodeCheckpoint({ run: r.bus.names.run, round, tensors: r.engine.tensors }, r.theta);
+    const object = r.bus.names.checkpointObject(round);
+    await r.bus.putObject(r.bus.names.checkpointBucket(this.pair.address), object, bytes);
+    const ptr: CheckpointPointer = { round, object, digest: weightsDigest(r.theta) };
+    const kv = await r.bus.state();
+    await kv.put(`checkpoint.${this.pair.address}`, JSON.stringify(ptr));
+    r.log.info(`checkpoint of round ${round} (${bytes.length} bytes)`);
+  }
+}
+
+function l2(t: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < t.length; i++) s += t[i]! * t[i]!;
+  return Math.sqrt(s);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Global indices (ascending) of the coordinates a payload kept: its nonzero reconstruction. */
+export function keptIndices(dense: Tensors): Uint32Array {
+  let n = 0;
+  for (const t of dense) for (let i = 0; i < t.length; i++) if (t[i] !== 0) n++;
+  const out = new Uint32Array(n);
+  let o = 0;
+  let base = 0;
+  for (const t of dense) {
+    for (let i = 0; i < t.length; i++) if (t[i] !== 0) out[o++] = base + i;
+    base += t.length;
+  }
+  return out;
+}
