@@ -32,3 +32,8 @@ export function tempDir(prefix: string): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), `covenant-${prefix}-`));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
+
+/** argv that runs a TypeScript entry point with node through tsx, from any working directory. */
+export function nodeTs(script: string): string[] {
+  return [process.execPath, "--import", import.meta.resolve("tsx"), script];
+}
