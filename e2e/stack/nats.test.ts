@@ -7,6 +7,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
 import { startNats, type NatsServer } from "./nats.ts";
+import { waitFor } from "./wait.ts";
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
@@ -59,8 +60,15 @@ describe("local nats-server with JetStream", { timeout: 180_000 }, () => {
 
   test("keeps stored messages and objects across a server restart", async () => {
     await nats.restart();
+    // The client reconnects on its own; wait for it rather than for a fixed time.
+    const jsm = await waitFor(
+      "client reconnected to JetStream",
+      () => jetstreamManager(nc, { timeout: 2_000 }),
+      {
+        timeoutMs: 30_000,
+      },
+    );
     const js = jetstream(nc);
-    const jsm = await jetstreamManager(nc);
     const stream = await jsm.streams.info("ROUNDS");
     assert.equal(stream.state.messages, 5);
     const ack = await js.publish("stack.round.5.submit", new TextEncoder().encode("after restart"));

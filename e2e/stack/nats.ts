@@ -56,11 +56,14 @@ export async function startNats(opts: NatsOptions = {}): Promise<NatsServer> {
       args: ["-c", configFile],
       logFile: join(tmp.path, "nats-server.log"),
     });
+    // /healthz (without js-enabled-only) answers 200 only once JetStream has recovered every stream.
     await current.untilReady(
       waitFor(
         "nats-server JetStream health",
-        async () => (await get(`${monitorUrl}/healthz?js-enabled-only=true`)).status === 200,
-        { timeoutMs: 30_000 },
+        async () => (await get(`${monitorUrl}/healthz`)).status === 200,
+        {
+          timeoutMs: 60_000,
+        },
       ),
     );
   };
