@@ -4,7 +4,7 @@
  *
  * Credentials (CA, client certificate, bearer token, exec plugins) come from a KubeConfig of
  * @kubernetes/client-node; the transport is one keep-alive agent per client. See
- * docs/decisions/0003-controller-runtime.md for why the runtime does not use the generated
+ * docs/decisions/controller-runtime.md for why the runtime does not use the generated
  * API classes or ListWatch of that package.
  */
 import http from "node:http";
