@@ -7,7 +7,7 @@ found=0
 for d in /proc/[0-9]*; do
   pid=${d#/proc/}
   [ "$pid" = "$$" ] && continue
-  cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+  cmd=$( { tr "\0" " " <"$d/cmdline"; } 2>/dev/null) || continue
   case $cmd in
   "$bin"/* | *"/covenant-kube-"* | *"/covenant-nats-"* | *"/covenant-prometheus-"*)
     echo "left behind: pid $pid: ${cmd:0:160}"
