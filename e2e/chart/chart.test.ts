@@ -58,7 +58,7 @@ describe("Helm chart", { timeout: 240_000 }, () => {
       ["image.digest=latest", /image\.digest|digest/],
       ["logging.level=loud", /logging\.level|level/],
       ["httpPort=80", /httpPort/],
-      ["watchNamespaces[0]=Bad_Name", /watchNamespaces/],
+      ["watchNamespace=Bad_Name", /watchNamespace/],
     ];
     for (const [set, field] of bad) {
       await assert.rejects(
