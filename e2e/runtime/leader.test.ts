@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { CORE, KubeClient } from "../../operator/kube/index.ts";
+import { KubeConfig } from "@kubernetes/client-node";
+import { CORE, KubeClient, Manager } from "../../operator/kube/index.ts";
 import type { Lease } from "../../operator/kube/leader.ts";
 import { startKube, type KubeStack } from "../stack/kube.ts";
 import { repoRoot } from "../stack/paths.ts";
@@ -153,5 +154,39 @@ describe("leader election", { timeout: 300_000 }, () => {
     console.log(`takeover after SIGTERM: ${takeoverMs} ms`);
     assert.ok(takeoverMs < 5_000, `takeover after release took ${takeoverMs} ms`);
     assert.equal(await holder(), next.identity);
+  });
+
+  test("a leader whose lease is taken stops leading and its manager stops with lost-leadership", async () => {
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(kubeconfigPath);
+    const leaseName = "short-lease";
+    const mgr = new Manager({
+      kubeConfig,
+      leaderElection: {
+        leaseName,
+        leaseNamespace: NS,
+        identity: "in-process",
+        leaseDurationMs: 3000,
+        renewDeadlineMs: 2000,
+        retryPeriodMs: 500,
+      },
+    });
+    const done = mgr.run();
+    await waitFor("in-process leads", () => mgr.isLeader() && mgr.isReady(), { timeoutMs: 10_000 });
+    // Someone else writes the lease (as an operator with the same lease name elsewhere might).
+    const lease = await admin.get<Lease>(CORE.leases, NS, leaseName);
+    const now = new Date().toISOString().replace(/Z$/, "000Z"); // MicroTime
+    await admin.replace(CORE.leases, {
+      ...lease,
+      spec: { ...lease.spec, holderIdentity: "intruder", leaseDurationSeconds: 60, renewTime: now },
+    });
+    const t0 = Date.now();
+    const reason = await hold(done);
+    const ms = Date.now() - t0;
+    assert.equal(reason, "lost-leadership");
+    assert.equal(mgr.isLeader(), false);
+    assert.ok(ms < 5000, `stepped down after ${ms} ms (renew deadline 2 s)`);
+    const after = await admin.get<Lease>(CORE.leases, NS, leaseName);
+    assert.equal(after.spec?.holderIdentity, "intruder", "a leader that lost the lease does not release it");
   });
 });

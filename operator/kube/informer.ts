@@ -39,6 +39,9 @@ export interface InformerOptions {
   logger?: Logger;
 }
 
+/** Shortest interval between two watch requests that ended without error. */
+const MIN_WATCH_MS = 1000;
+
 export type RelistReason = "initial" | "gone" | "error";
 
 export class Informer<T extends KubernetesObject> {
@@ -127,6 +130,7 @@ export class Informer<T extends KubernetesObject> {
           await this.list(needList, signal);
           needList = undefined;
         }
+        const watchStarted = performance.now();
         await this.client.watch<T>(
           this.resource,
           {
@@ -141,6 +145,9 @@ export class Informer<T extends KubernetesObject> {
           signal,
         );
         failures = 0;
+        // A server that ends watches at once must not make this loop spin.
+        const lived = performance.now() - watchStarted;
+        if (lived < MIN_WATCH_MS && !signal.aborted) await this.sleep(MIN_WATCH_MS - lived);
       } catch (e) {
         if (signal.aborted) break;
         if (isGone(e)) {
