@@ -1,7 +1,7 @@
 // A small custom resource for runtime tests: Widget (stack.test.covenant.io/v1) with a status
 // subresource, so that apply of spec and status can be tested apart from the project's CRDs.
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { KubeClient, type ResourceRef } from "../../operator/kube/index.ts";
+import type { KubeClient, ResourceRef } from "../../operator/kube/index.ts";
 import { waitFor } from "../stack/wait.ts";
 
 export const WIDGETS: ResourceRef = {
