@@ -74,6 +74,8 @@ export const Label = {
 export const Annotation = {
   /** Hash of the desired pod spec; a pod whose hash differs is replaced. */
   PodSpecHash: "covenant.io/pod-spec-hash",
+  /** How many pods of this peer were replaced before this one (carried from pod to pod). */
+  Replacements: "covenant.io/replacements",
 } as const;
 
 export const MANAGED_BY = "covenant-operator";

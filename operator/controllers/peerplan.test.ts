@@ -71,6 +71,20 @@ describe("planPeer", () => {
     assert.equal(plan.status.podReplacements, 1);
   });
 
+  it("carries the replacement count from pod to pod, not through the (possibly stale) status", () => {
+    const failed = withPodState(pod, { node: "n1", phase: "Failed" });
+    failed.metadata!.annotations = { ...failed.metadata?.annotations, "covenant.io/replacements": "2" };
+    const stale = makePeer("alice").status({ podReplacements: 0 }).defaulted();
+    const plan = planPeer(observe({ peer: stale, pods: [failed] }), opts);
+    assert.equal(plan.apply?.metadata?.annotations?.["covenant.io/replacements"], "3");
+    assert.equal(plan.status.podReplacements, 3);
+    const later = planPeer(
+      observe({ peer: stale, pods: [withPodState(plan.apply!, { node: "n2", ready: true })] }),
+      opts,
+    );
+    assert.equal(later.status.podReplacements, 3);
+  });
+
   it("replaces a pod whose node is gone", () => {
     const plan = planPeer(observe({ pods: [withPodState(pod, { node: "gone", ready: true })] }), opts);
     assert.equal(plan.deletions[0]?.reason, Reason.NodeLost);

@@ -12,6 +12,7 @@
  */
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import {
+  Annotation,
   PeerCondition,
   Reason,
   type CovenantPeer,
@@ -104,7 +105,9 @@ export function planPeer(o: PeerObservation, opts: ControllerOptions): PeerPlan 
   const deletions: PodDeletion[] = [];
   let requeueAfterMs: number | undefined;
   const requeue = (ms: number) => (requeueAfterMs = Math.min(requeueAfterMs ?? ms, ms));
-  let replacements = 0;
+  // The replacement count travels on the pods (an annotation), not through the cached
+  // status, so a reconcile that reads a stale peer cannot count backwards.
+  let replacedCount: number | undefined;
 
   let blocker = runBlocker(o.run, runName);
   if (!blocker && peer.spec.suspend) {
@@ -127,7 +130,7 @@ export function planPeer(o: PeerObservation, opts: ControllerOptions): PeerPlan 
     }
     if (!fate.keep) {
       deletions.push({ pod, force: fate.force, reason: fate.reason, message: fate.message });
-      if (fate.replacement) replacements++;
+      if (fate.replacement) replacedCount = Math.max(replacedCount ?? 0, replacementsOf(pod) + 1);
       if (!fate.force && pod.metadata?.name === workerPodName(peer.metadata.name)) terminatingWithName = true;
       continue;
     }
@@ -178,8 +181,13 @@ export function planPeer(o: PeerObservation, opts: ControllerOptions): PeerPlan 
       // The old pod still holds the name; its deletion event wakes us, the requeue is a safety net.
       requeue(1000);
     } else {
-      apply = desired;
-      current = desired;
+      const count = replacedCount ?? peer.status?.podReplacements ?? 0;
+      apply = { ...desired, metadata: { ...desired.metadata } };
+      apply.metadata!.annotations = {
+        ...desired.metadata?.annotations,
+        [Annotation.Replacements]: String(count),
+      };
+      current = apply;
     }
   }
 
@@ -202,11 +210,16 @@ export function planPeer(o: PeerObservation, opts: ControllerOptions): PeerPlan 
   const status: CovenantPeerStatus = {
     observedGeneration: peer.metadata.generation ?? 0,
     conditions: mergeConditions(peer.status?.conditions, conditions, peer.metadata.generation, now),
-    podReplacements: (peer.status?.podReplacements ?? 0) + replacements,
+    podReplacements: current ? replacementsOf(current) : (replacedCount ?? peer.status?.podReplacements ?? 0),
   };
   if (current?.metadata?.name) status.podName = current.metadata.name;
   if (current?.spec?.nodeName) status.nodeName = current.spec.nodeName;
   return { deletions, apply, status, events, requeueAfterMs };
+}
+
+function replacementsOf(pod: V1Pod): number {
+  const n = Number(pod.metadata?.annotations?.[Annotation.Replacements] ?? 0);
+  return Number.isInteger(n) && n >= 0 ? n : 0;
 }
 
 function classifyPod(

@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ConfigError, parseConfig, parseDuration, usage } from "./config.ts";
+
+describe("operator config", () => {
+  it("has the usual defaults", () => {
+    const c = parseConfig([], {});
+    assert.equal(c.leaderElect, true);
+    assert.equal(c.leaseDurationMs, 15_000);
+    assert.equal(c.renewDeadlineMs, 10_000);
+    assert.equal(c.retryPeriodMs, 2_000);
+    assert.equal(c.httpAddress, ":8080");
+    assert.equal(c.logLevel, "info");
+    assert.equal(c.namespace, undefined);
+    assert.equal(c.kubeconfig, undefined);
+    assert.equal(c.nodeNotReadyGraceMs, 60_000);
+  });
+
+  it("flags win over the environment", () => {
+    const env = { COVENANT_LOG_LEVEL: "warn", COVENANT_WATCH_NAMESPACE: "a", KUBECONFIG: "/k" };
+    const c = parseConfig(
+      ["--log-level=debug", "--namespace", "b", "--no-leader-elect", "--lease-duration=30s"],
+      env,
+    );
+    assert.equal(c.logLevel, "debug");
+    assert.equal(c.namespace, "b");
+    assert.equal(c.kubeconfig, "/k");
+    assert.equal(c.leaderElect, false);
+    assert.equal(c.leaseDurationMs, 30_000);
+  });
+
+  it("parses durations", () => {
+    assert.equal(parseDuration("500ms", "x"), 500);
+    assert.equal(parseDuration("2m", "x"), 120_000);
+    assert.equal(parseDuration("3", "x"), 3000);
+    assert.throws(() => parseDuration("soon", "--x"), /--x "soon"/);
+  });
+
+  const bad: [string[], RegExp][] = [
+    [["--frobnicate"], /unknown flag --frobnicate/],
+    [["--log-level=loud"], /--log-level/],
+    [["--leader-elect=maybe"], /--leader-elect "maybe"/],
+    [["--renew-deadline=20s"], /retry-period < --renew-deadline < --lease-duration/],
+    [["--http-address=8080"], /--http-address "8080"/],
+    [["--namespace=a,b"], /one namespace/],
+    [["--namespace"], /needs a value/],
+    [["positional"], /unexpected argument/],
+  ];
+  for (const [argv, re] of bad) {
+    it(`refuses ${argv.join(" ")}`, () => {
+      assert.throws(
+        () => parseConfig(argv, {}),
+        (e: unknown) => e instanceof ConfigError && re.test(e.message),
+      );
+    });
+  }
+
+  it("documents every flag", () => {
+    assert.match(usage(), /--node-not-ready-grace/);
+    assert.match(usage(), /COVENANT_LOG_LEVEL/);
+  });
+});

@@ -1,0 +1,216 @@
+/**
+ * Configuration of `covenant-operator` from flags and environment (flags win). Pure: the
+ * entry point passes process.argv and process.env; every bad value is a clear error.
+ */
+import { LOG_LEVELS, parseLogLevel, type LogLevel } from "./kube/log.ts";
+
+export interface OperatorConfig {
+  /** Path of a kubeconfig; undefined: in-cluster when running in a pod, else the default kubeconfig. */
+  kubeconfig: string | undefined;
+  /** Namespace to watch; undefined watches all namespaces. */
+  namespace: string | undefined;
+  leaderElect: boolean;
+  leaderElectionNamespace: string;
+  leaderElectionId: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  /** `host:port` serving /metrics, /healthz and /readyz; "" disables it. */
+  httpAddress: string;
+  logLevel: LogLevel;
+  /** Identity in the Lease; default the pod (host) name plus a random suffix. */
+  identity: string | undefined;
+  gpuResource: string;
+  nodeNotReadyGraceMs: number;
+}
+
+interface FlagSpec {
+  key: keyof OperatorConfig;
+  env: string;
+  help: string;
+  kind: "string" | "bool" | "duration" | "level";
+  default: string;
+}
+
+export const FLAGS: Record<string, FlagSpec> = {
+  kubeconfig: {
+    key: "kubeconfig",
+    env: "KUBECONFIG",
+    kind: "string",
+    default: "",
+    help: "kubeconfig path (default: in-cluster, else ~/.kube/config)",
+  },
+  namespace: {
+    key: "namespace",
+    env: "COVENANT_WATCH_NAMESPACE",
+    kind: "string",
+    default: "",
+    help: "namespace to watch (default: all)",
+  },
+  "leader-elect": {
+    key: "leaderElect",
+    env: "COVENANT_LEADER_ELECT",
+    kind: "bool",
+    default: "true",
+    help: "elect a leader on a Lease before reconciling",
+  },
+  "leader-election-namespace": {
+    key: "leaderElectionNamespace",
+    env: "POD_NAMESPACE",
+    kind: "string",
+    default: "covenant-system",
+    help: "namespace of the Lease",
+  },
+  "leader-election-id": {
+    key: "leaderElectionId",
+    env: "COVENANT_LEADER_ELECTION_ID",
+    kind: "string",
+    default: "covenant-operator",
+    help: "name of the Lease",
+  },
+  "lease-duration": {
+    key: "leaseDurationMs",
+    env: "COVENANT_LEASE_DURATION",
+    kind: "duration",
+    default: "15s",
+    help: "how long a lease is valid",
+  },
+  "renew-deadline": {
+    key: "renewDeadlineMs",
+    env: "COVENANT_RENEW_DEADLINE",
+    kind: "duration",
+    default: "10s",
+    help: "leader gives up when it cannot renew for this long",
+  },
+  "retry-period": {
+    key: "retryPeriodMs",
+    env: "COVENANT_RETRY_PERIOD",
+    kind: "duration",
+    default: "2s",
+    help: "interval between lease attempts",
+  },
+  "http-address": {
+    key: "httpAddress",
+    env: "COVENANT_HTTP_ADDRESS",
+    kind: "string",
+    default: ":8080",
+    help: 'address of /metrics, /healthz, /readyz ("" disables)',
+  },
+  "log-level": {
+    key: "logLevel",
+    env: "COVENANT_LOG_LEVEL",
+    kind: "level",
+    default: "info",
+    help: `JSON log level: ${LOG_LEVELS.join(", ")}`,
+  },
+  identity: {
+    key: "identity",
+    env: "POD_NAME",
+    kind: "string",
+    default: "",
+    help: "leader-election identity (default: host name + random suffix)",
+  },
+  "gpu-resource": {
+    key: "gpuResource",
+    env: "COVENANT_GPU_RESOURCE",
+    kind: "string",
+    default: "nvidia.com/gpu",
+    help: "extended resource of one GPU",
+  },
+  "node-not-ready-grace": {
+    key: "nodeNotReadyGraceMs",
+    env: "COVENANT_NODE_NOT_READY_GRACE",
+    kind: "duration",
+    default: "60s",
+    help: "replace a worker whose node is NotReady this long",
+  },
+};
+
+export class ConfigError extends Error {}
+
+/** `500ms`, `15s`, `2m`, `1h`, or a plain number of seconds. */
+export function parseDuration(value: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!m)
+    throw new ConfigError(`invalid ${what} "${value}": expected a duration such as 500ms, 15s, 2m or 1h`);
+  const n = Number(m[1]);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h"];
+  return Math.round(n * unit);
+}
+
+function parseBool(value: string, what: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (["true", "1", "yes"].includes(v)) return true;
+  if (["false", "0", "no"].includes(v)) return false;
+  throw new ConfigError(`invalid ${what} "${value}": expected true or false`);
+}
+
+export function usage(): string {
+  const lines = Object.entries(FLAGS).map(
+    ([name, f]) => `  --${name.padEnd(27)} ${f.help} [env ${f.env}, default "${f.default}"]`,
+  );
+  return `Usage: covenant-operator [flags]\n\n${lines.join("\n")}\n  --help                        print this help\n`;
+}
+
+/** Parses flags (`--name=value`, `--name value`, `--bool`, `--no-bool`) over environment variables. */
+export function parseConfig(
+  argv: readonly string[],
+  env: Record<string, string | undefined>,
+): OperatorConfig {
+  const raw = new Map<string, string>();
+  for (const [name, f] of Object.entries(FLAGS)) {
+    const fromEnv = env[f.env];
+    raw.set(name, fromEnv !== undefined ? fromEnv : f.default);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (!arg.startsWith("--")) throw new ConfigError(`unexpected argument "${arg}": flags start with --`);
+    const eq = arg.indexOf("=");
+    let name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
+    let value: string | undefined = eq >= 0 ? arg.slice(eq + 1) : undefined;
+    if (value === undefined && name.startsWith("no-") && FLAGS[name.slice(3)]?.kind === "bool") {
+      name = name.slice(3);
+      value = "false";
+    }
+    const spec = FLAGS[name];
+    if (!spec) throw new ConfigError(`unknown flag --${name} (see --help)`);
+    if (value === undefined) {
+      if (spec.kind === "bool") value = "true";
+      else {
+        value = argv[++i];
+        if (value === undefined) throw new ConfigError(`flag --${name} needs a value`);
+      }
+    }
+    raw.set(name, value);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [name, f] of Object.entries(FLAGS)) {
+    const v = raw.get(name) as string;
+    const what = `--${name}`;
+    if (f.kind === "bool") out[f.key] = parseBool(v, what);
+    else if (f.kind === "duration") out[f.key] = parseDuration(v, what);
+    else if (f.kind === "level") {
+      try {
+        out[f.key] = parseLogLevel(v);
+      } catch (e) {
+        throw new ConfigError(`${what}: ${(e as Error).message}`);
+      }
+    } else out[f.key] = v;
+  }
+  const c = out as unknown as OperatorConfig;
+  c.kubeconfig = c.kubeconfig || undefined;
+  c.namespace = c.namespace || undefined;
+  c.identity = c.identity || undefined;
+  if (c.namespace?.includes(",")) {
+    throw new ConfigError(
+      `--namespace "${c.namespace}": one namespace or all (empty); lists are not supported yet`,
+    );
+  }
+  if (c.leaderElect && !(c.retryPeriodMs < c.renewDeadlineMs && c.renewDeadlineMs < c.leaseDurationMs)) {
+    throw new ConfigError("leader election needs --retry-period < --renew-deadline < --lease-duration");
+  }
+  if (c.httpAddress !== "" && !/^(\[[^\]]+\]|[^:]*):\d+$/.test(c.httpAddress)) {
+    throw new ConfigError(`invalid --http-address "${c.httpAddress}": expected host:port or :port`);
+  }
+  return c;
+}

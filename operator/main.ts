@@ -1,0 +1,77 @@
+#!/usr/bin/env -S node --import tsx
+/**
+ * covenant-operator: reconciles TrainingRuns and CovenantPeers into worker pods.
+ * Exit status: 0 after SIGTERM/SIGINT, 1 on errors or lost leadership (restart with clean caches), 2 on bad flags.
+ */
+import { KubeConfig } from "@kubernetes/client-node";
+import { ConfigError, parseConfig, usage, type OperatorConfig } from "./config.ts";
+import { registerControllers } from "./controllers/index.ts";
+import { Manager, createLogger, type Logger } from "./kube/index.ts";
+
+export function loadKubeConfig(c: OperatorConfig): KubeConfig {
+  const kc = new KubeConfig();
+  if (c.kubeconfig) kc.loadFromFile(c.kubeconfig);
+  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  return kc;
+}
+
+/** Builds the manager with both controllers; the caller runs it. */
+export function buildOperator(c: OperatorConfig, log: Logger): Manager {
+  const mgr = new Manager({
+    kubeConfig: loadKubeConfig(c),
+    namespace: c.namespace,
+    httpAddress: c.httpAddress,
+    logger: log,
+    leaderElection: c.leaderElect
+      ? {
+          leaseName: c.leaderElectionId,
+          leaseNamespace: c.leaderElectionNamespace,
+          identity: c.identity,
+          leaseDurationMs: c.leaseDurationMs,
+          renewDeadlineMs: c.renewDeadlineMs,
+          retryPeriodMs: c.retryPeriodMs,
+        }
+      : false,
+  });
+  registerControllers(mgr, { gpuResource: c.gpuResource, nodeNotReadyGraceMs: c.nodeNotReadyGraceMs });
+  return mgr;
+}
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(usage());
+    return 0;
+  }
+  let config: OperatorConfig;
+  try {
+    config = parseConfig(argv, process.env);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`covenant-operator: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  const log = createLogger({ level: config.logLevel, fields: { component: "covenant-operator" } });
+  const { kubeconfig, namespace, leaderElect, httpAddress } = config;
+  log.info("starting", {
+    kubeconfig: kubeconfig ?? "(in-cluster or default)",
+    namespace: namespace ?? "(all)",
+    leaderElect,
+    httpAddress,
+  });
+  const mgr = buildOperator(config, log);
+  const reason = await mgr.run({ handleSignals: true });
+  log.info("exiting", { reason });
+  return reason === "signal" || reason === "stopped" ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`covenant-operator: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  },
+);
