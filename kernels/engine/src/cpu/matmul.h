@@ -3,56 +3,54 @@
 // the thread count or the SIMD width.
 #pragma once
 #include <cstring>
+#include <vector>
 
 namespace covenant::engine::cpu {
 
 inline void matmul_forward(float* y, const float* x, const float* w, int N, int I, int O) {
-  constexpr int R = 8;  // rows per tile: one 8-wide vector of accumulators per output
+  // W^T [I, O] lets every row of y be built from contiguous, vectorisable updates.
+  static thread_local std::vector<float> wt;
+  wt.resize(size_t(I) * O);
+  float* t = wt.data();
+#pragma omp parallel for schedule(static)
+  for (int o = 0; o < O; o++) {
+    for (int i = 0; i < I; i++) t[size_t(i) * O + o] = w[size_t(o) * I + i];
+  }
+  constexpr int R = 4;  // rows per tile share each load of W^T
   const int tiles = (N + R - 1) / R;
-#pragma omp parallel
-  {
-    float* xt = new float[size_t(I) * R];
-#pragma omp for schedule(static)
-    for (int tile = 0; tile < tiles; tile++) {
-      const int n0 = tile * R;
-      const int rows = N - n0 < R ? N - n0 : R;
+#pragma omp parallel for schedule(static)
+  for (int tile = 0; tile < tiles; tile++) {
+    const int n0 = tile * R;
+    const int rows = N - n0 < R ? N - n0 : R;
+    for (int r = 0; r < rows; r++) std::memset(y + size_t(n0 + r) * O, 0, sizeof(float) * O);
+    if (rows == R) {
+      float* y0 = y + size_t(n0) * O;
+      float* y1 = y0 + O;
+      float* y2 = y1 + O;
+      float* y3 = y2 + O;
+      const float* x0 = x + size_t(n0) * I;
       for (int i = 0; i < I; i++) {
-        for (int r = 0; r < R; r++) xt[i * R + r] = r < rows ? x[size_t(n0 + r) * I + i] : 0.0f;
-      }
-      int o = 0;
-      for (; o + 4 <= O; o += 4) {
-        float acc[4][R] = {};
-        const float* w0 = w + size_t(o) * I;
-        const float* w1 = w0 + I;
-        const float* w2 = w1 + I;
-        const float* w3 = w2 + I;
-        for (int i = 0; i < I; i++) {
-          const float* xv = xt + i * R;
-          for (int r = 0; r < R; r++) {
-            acc[0][r] += xv[r] * w0[i];
-            acc[1][r] += xv[r] * w1[i];
-            acc[2][r] += xv[r] * w2[i];
-            acc[3][r] += xv[r] * w3[i];
-          }
-        }
-        for (int r = 0; r < rows; r++) {
-          float* yr = y + size_t(n0 + r) * O + o;
-          yr[0] = acc[0][r];
-          yr[1] = acc[1][r];
-          yr[2] = acc[2][r];
-          yr[3] = acc[3][r];
+        const float a0 = x0[i], a1 = x0[I + i], a2 = x0[2 * I + i], a3 = x0[3 * I + i];
+        const float* tr = t + size_t(i) * O;
+        for (int o = 0; o < O; o++) {
+          const float wv = tr[o];
+          y0[o] += a0 * wv;
+          y1[o] += a1 * wv;
+          y2[o] += a2 * wv;
+          y3[o] += a3 * wv;
         }
       }
-      for (; o < O; o++) {
-        float acc[R] = {};
-        const float* w0 = w + size_t(o) * I;
+    } else {
+      for (int r = 0; r < rows; r++) {
+        float* yr = y + size_t(n0 + r) * O;
+        const float* xr = x + size_t(n0 + r) * I;
         for (int i = 0; i < I; i++) {
-          for (int r = 0; r < R; r++) acc[r] += xt[i * R + r] * w0[i];
+          const float a = xr[i];
+          const float* tr = t + size_t(i) * O;
+          for (int o = 0; o < O; o++) yr[o] += a * tr[o];
         }
-        for (int r = 0; r < rows; r++) y[size_t(n0 + r) * O + o] = acc[r];
       }
     }
-    delete[] xt;
   }
 }
 
