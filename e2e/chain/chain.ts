@@ -52,13 +52,13 @@ export interface ChainOptions {
 const DISPATCH_INFO = { weight: { refTime: 0n, proofSize: 0n }, class: "Normal", paysFee: "Yes" };
 const HASH_RECENT = 256;
 
-export declare interface Chain {
-  on(event: "block", listener: (b: Block) => void): this;
-  on(event: "included", listener: (txHash: string, blockHash: string) => void): this;
-  on(event: "dropped", listener: (txHash: string, reason: string) => void): this;
+interface ChainEvents {
+  block: [Block];
+  included: [txHash: string, blockHash: string];
+  dropped: [txHash: string, reason: string];
 }
 
-export class Chain extends EventEmitter {
+export class Chain extends EventEmitter<ChainEvents> {
   readonly blocks: Block[] = [];
   private readonly byHash = new Map<string, Block>();
   private pool: CheckedExtrinsic[] = [];

@@ -36,6 +36,8 @@ export interface BridgeOptions {
   backoff?: BackoffPolicy;
   connectTimeoutMs?: number;
   staleAfterMs?: number;
+  /** A metagraph read that takes longer than this counts as a dead connection. */
+  queryTimeoutMs?: number;
   /** How often the condition is re-evaluated without a new head (stall detection). */
   tickMs?: number;
   now?: () => number;
@@ -130,12 +132,22 @@ export class ChainBridge {
 
   private async refreshAt(head: HeadInfo, api: ApiPromise): Promise<void> {
     let snapshot: MetagraphSnapshot;
+    const timeoutMs = this.o.queryTimeoutMs ?? 30_000;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      snapshot = await readMetagraph(api, this.o.netuid, head.hash, head.number);
+      snapshot = await Promise.race([
+        readMetagraph(api, this.o.netuid, head.hash, head.number),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new QueryTimeout(timeoutMs)), timeoutMs);
+        }),
+      ]);
     } catch (e) {
-      this.connection.reportError("query", e);
+      // A query that hangs means the connection is dead even if the socket looks open.
+      this.connection.reportError(e instanceof QueryTimeout ? "timeout" : "query", e);
       this.o.onError?.(e);
       return;
+    } finally {
+      clearTimeout(timer);
     }
     try {
       const peers = await this.o.sink.peers();
@@ -145,5 +157,11 @@ export class ChainBridge {
     } catch (e) {
       this.o.onError?.(e);
     }
+  }
+}
+
+class QueryTimeout extends Error {
+  constructor(ms: number) {
+    super(`metagraph read timed out after ${ms} ms`);
   }
 }

@@ -22,13 +22,13 @@ export interface ConnectionOptions {
   onReconnect?: () => void;
 }
 
-export declare interface ChainConnection {
-  on(event: "state", listener: (s: SyncSnapshot) => void): this;
-  on(event: "head", listener: (h: HeadInfo, api: ApiPromise) => void): this;
-  on(event: "connected", listener: (api: ApiPromise) => void): this;
+interface ConnectionEvents {
+  state: [SyncSnapshot];
+  head: [HeadInfo, ApiPromise];
+  connected: [ApiPromise];
 }
 
-export class ChainConnection extends EventEmitter {
+export class ChainConnection extends EventEmitter<ConnectionEvents> {
   private current: ApiPromise | undefined;
   private provider: WsProvider | undefined;
   private timer: NodeJS.Timeout | undefined;
