@@ -4,8 +4,10 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { KubernetesObjectApi, type KubernetesObject } from "@kubernetes/client-node";
 import { makePeer, makeRun, type PeerBuilder, type RunBuilder } from "../../operator/controllers/testing.ts";
+import { join } from "node:path";
 import { startKube, type KubeStack } from "../stack/kube.ts";
-import { apiCode, apiMessage, installCrds } from "./cluster.ts";
+import { repoRoot } from "../stack/paths.ts";
+import { apiCode, apiMessage, installCrds, kubectl, readManifests } from "./cluster.ts";
 
 interface Case {
   name: string;
@@ -199,6 +201,19 @@ describe("invalid manifests are refused by the API server", () => {
     })) as unknown as { spec: { compression: { topK: number }; innerSteps: number } };
     assert.equal(got.spec.compression.topK, 64, "defaults applied by the server");
     assert.equal(got.spec.innerSteps, 30);
+  });
+
+  test("every manifest in examples/ is accepted (server-side dry run)", async () => {
+    await kubectl(kube.kubeconfigPath, ["create", "namespace", "covenant"]);
+    const docs = readManifests("examples");
+    assert.ok(docs.length >= 3);
+    const out = await kubectl(kube.kubeconfigPath, [
+      "apply",
+      "--dry-run=server",
+      "-f",
+      join(repoRoot, "examples"),
+    ]);
+    assert.equal(out.trim().split("\n").length, docs.length, out);
   });
 
   assert.ok(CASES.length >= 20);
