@@ -162,6 +162,8 @@ export class Manager {
   }
 
   private startedInformers = false;
+  /** Aborted when shutdown begins. */
+  private readonly lifetime = new AbortController();
 
   /**
    * Starts the HTTP server and informers, waits for cache sync, then campaigns for the lease
@@ -169,10 +171,13 @@ export class Manager {
    * running or this replica is a standby candidate.
    */
   async start(): Promise<void> {
+    if (this.stopping) throw new Error("manager: start after stop");
     await this.listen();
     this.startedInformers = true;
     for (const inf of this.informers.values()) inf.start();
-    await Promise.all([...this.informers.values()].map((i) => i.waitForSync()));
+    // Shutdown aborts the wait: an unreachable API server must not block a SIGTERM.
+    await Promise.all([...this.informers.values()].map((i) => i.waitForSync(this.lifetime.signal)));
+    if (this.stopping) return;
     this.synced = true;
     this.log.info("caches synced", { informers: this.informers.size });
     if (this.elector) {
@@ -198,12 +203,11 @@ export class Manager {
       process.on("SIGTERM", onSignal);
       process.on("SIGINT", onSignal);
     }
-    try {
-      await this.start();
-    } catch (e) {
+    this.start().catch((e: unknown) => {
+      if (this.stopping) return; // the wait for caches was aborted by the shutdown
       this.log.error("manager failed to start", { error: e });
-      await this.stop("error");
-    }
+      void this.stop("error");
+    });
     const reason = await this.done;
     if (opts.handleSignals) {
       process.off("SIGTERM", onSignal);
@@ -227,6 +231,7 @@ export class Manager {
 
   private async shutdown(reason: StopReason): Promise<void> {
     this.stopReason = reason;
+    this.lifetime.abort();
     await Promise.all(this.controllers.map((c) => c.stop()));
     await this.recorder.flush();
     if (this.elector) await this.elector.release();
