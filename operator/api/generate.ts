@@ -1,6 +1,6 @@
 /**
- * Writes the generated manifests: crds/*.yaml from the API schemas and config/rbac/*.yaml
- * from the RBAC needs. `--check` compares instead of writing and fails when anything is stale.
+ * Writes the generated files: crds/*.yaml and docs/api.md from the API schemas and
+ * config/rbac/*.yaml from the RBAC needs. `--check` compares instead of writing and fails when anything is stale.
  *
  *   node --import tsx operator/api/generate.ts [--check]
  */
@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { GROUP } from "./common.ts";
 import { KINDS, crdFor } from "./crd.ts";
+import { renderApiDoc } from "./docs.ts";
 import { leaderElectionRole, operatorClusterRole, userRoles } from "./rbac.ts";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -30,6 +31,7 @@ export function renderAll(): Map<string, string> {
   out.set("config/rbac/role.yaml", yamlDocs([operatorClusterRole()]));
   out.set("config/rbac/leader_election_role.yaml", yamlDocs([leaderElectionRole()]));
   out.set("config/rbac/user_roles.yaml", yamlDocs(userRoles()));
+  out.set("docs/api.md", renderApiDoc());
   return out;
 }
 
