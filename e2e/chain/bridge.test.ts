@@ -7,6 +7,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Registry } from "prom-client";
 import { ChainBridge, type BridgeSink } from "../../operator/chain/bridge.ts";
+import { readMetagraph, readMetagraphByStorage } from "../../operator/chain/metagraph.ts";
 import { createChainMetrics } from "../../operator/chain/metrics.ts";
 import type { PeerChainInput, PeerChainPlan } from "../../operator/chain/peers.ts";
 import type { ConditionSpec, SyncSnapshot } from "../../operator/chain/sync.ts";
@@ -105,6 +106,16 @@ describe("chain bridge against the local chain", () => {
     const text = await registry.metrics();
     assert.match(text, /covenant_chain_block_height\{run="ns\/run"\} [1-9]/);
     assert.match(text, /covenant_chain_connected\{run="ns\/run"\} 1/);
+  });
+
+  it("reads the same metagraph by runtime call and by storage", async () => {
+    const api = bridge.connection.api!;
+    const head = bridge.connection.snapshot.best!;
+    const byCall = await readMetagraph(api, NETUID, head.hash, head.number);
+    const byStorage = await readMetagraphByStorage(api, NETUID, head.hash, head.number);
+    assert.equal(byCall.neurons.length, 8);
+    assert.deepEqual(byStorage, byCall);
+    assert.equal(byCall.neurons.filter((n) => n.validatorPermit).length, 2);
   });
 
   it("sees a replaced neuron as deregistration", async () => {
