@@ -3,6 +3,7 @@
 //   tokenize --out DIR [--bpe FILE] [--shard-tokens N] FILE...   text files -> token shards
 //   train --preset P --shard FILE... [--steps N] [--batch N] [--seq N] [--lr X] [--save FILE]
 //   bench [--preset P] [--batch N] [--seq N] [--steps N]        CPU tokens/s of training steps
+//   grads --load CKPT --shard FILE --out FILE      loss and gradients for an outside comparison
 #include <omp.h>
 
 #include <chrono>
@@ -18,6 +19,7 @@
 
 #include "config.h"
 #include "rng.h"
+#include "safetensors.h"
 #include "shards.h"
 #include "tokenizer.h"
 #include "trainer.h"
@@ -284,6 +286,50 @@ int cmd_bench(const Args& a) {
   return 0;
 }
 
+// Loss and gradients of a checkpoint's weights on the first sequences of a shard, for
+// comparison with an independent implementation (scripts/torch_reference.py).
+int cmd_grads(const Args& a) {
+  const std::string ckpt = a.get("load", ""), shard_path = a.get("shard", ""), out = a.get("out", "");
+  if (ckpt.empty() || shard_path.empty() || out.empty()) {
+    std::fprintf(stderr, "usage: covenant-engine grads --preset P --load CKPT --shard FILE --out FILE [--batch N] [--seq N]\n");
+    return 2;
+  }
+  const ModelConfig c = model_from(a);
+  const int B = int(a.num("batch", 2)), T = int(a.num("seq", c.max_seq_len));
+  try {
+    TrainConfig t;
+    t.batch = B;
+    t.seq_len = T;
+    Trainer trainer(c, OptimConfig(), t);
+    std::string err = trainer.load(ckpt);
+    Shard s;
+    if (err.empty()) err = read_shard(shard_path, &s);
+    if (err.empty() && s.tokens.size() < size_t(B) * (T + 1)) err = shard_path + ": too few tokens";
+    if (!err.empty()) {
+      std::fprintf(stderr, "%s\n", err.c_str());
+      return 1;
+    }
+    Model& m = trainer.model();
+    m.zero_grad();
+    const float loss = trainer.eval_loss(s.tokens.data(), B, T);
+    m.backward(1.0f);
+    std::vector<safetensors::TensorRef> refs;
+    for (const ParamInfo& p : m.params()) refs.push_back({"grad." + p.name, p.shape, m.grads() + p.offset});
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.9g", loss);
+    err = safetensors::write(out, refs, {{"loss", buf}, {"batch", std::to_string(B)}, {"seq_len", std::to_string(T)}});
+    if (!err.empty()) {
+      std::fprintf(stderr, "%s\n", err.c_str());
+      return 1;
+    }
+    std::printf("loss %s over %d x %d tokens; gradients in %s\n", buf, B, T, out.c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -293,6 +339,7 @@ int main(int argc, char** argv) {
   if (cmd == "tokenize") return cmd_tokenize(a);
   if (cmd == "train") return cmd_train(a);
   if (cmd == "bench") return cmd_bench(a);
+  if (cmd == "grads") return cmd_grads(a);
   std::fprintf(
       stderr,
       "usage: covenant-engine <command> [options]\n"
