@@ -57,7 +57,7 @@ try {
   mgr.addController<Widget>({
     name: "bench",
     for: widgets,
-    owns: [children as never],
+    owns: [children],
     workers: WORKERS,
     async reconcile(req, ctx) {
       const t0 = performance.now();

@@ -41,7 +41,7 @@ describe("controller and manager", { timeout: 180_000 }, () => {
     mgr.addController<Widget>({
       name: "widget",
       for: widgets,
-      owns: [children as never],
+      owns: [children],
       workers: 3,
       async reconcile(req: ReconcileRequest, ctx) {
         const n = (reconciles.get(req.name) ?? 0) + 1;

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { V1ConfigMap, V1Secret } from "@kubernetes/client-node";
 import { createOperatorMetrics, type OperatorMetrics } from "../../operator/metrics/registry.ts";
-import { CORE, Informer, KubeClient } from "../../operator/kube/index.ts";
+import { CORE, Informer, KubeClient, stripManagedFields } from "../../operator/kube/index.ts";
 import { startKube, type KubeStack } from "../stack/kube.ts";
 import { waitFor } from "../stack/wait.ts";
 import { compactEtcd } from "./etcd.ts";
@@ -25,7 +25,7 @@ describe("informer", { timeout: 240_000 }, () => {
   let kube: KubeStack;
   let client: KubeClient;
   let metrics: OperatorMetrics;
-  const informers: Informer<never>[] = [];
+  const informers: { stop(): Promise<void> }[] = [];
 
   before(async () => {
     // Config maps bypass the watch cache, so that compacting etcd expires watch positions at once.
@@ -56,7 +56,7 @@ describe("informer", { timeout: 240_000 }, () => {
   test("sees create, update and delete, in the cache and through handlers", async () => {
     await client.create(CORE.configMaps, cm("inf", "before", { a: "1" }));
     const inf = new Informer<V1ConfigMap>(client, { resource: CORE.configMaps, namespace: "inf", metrics });
-    informers.push(inf as Informer<never>);
+    informers.push(inf);
     const seen: string[] = [];
     inf.addHandler({
       onAdd: (o) => seen.push(`add ${o.metadata?.name} ${o.data?.a}`),
@@ -84,6 +84,28 @@ describe("informer", { timeout: 240_000 }, () => {
     assert.deepEqual(late, ["before"]);
   });
 
+  test("a transform shapes cached objects (managed fields stripped)", async () => {
+    const plain = new Informer<V1ConfigMap>(client, { resource: CORE.configMaps, namespace: "inf" });
+    const slim = new Informer<V1ConfigMap>(client, {
+      resource: CORE.configMaps,
+      namespace: "inf",
+      transform: stripManagedFields,
+    });
+    informers.push(plain, slim);
+    plain.start();
+    slim.start();
+    await Promise.all([plain.waitForSync(), slim.waitForSync()]);
+    assert.ok(plain.store.get("inf/before")?.metadata?.managedFields?.length);
+    assert.equal(slim.store.get("inf/before")?.metadata?.managedFields, undefined);
+    await client.patch(CORE.configMaps, "inf", "before", { data: { a: "3" } }, "merge");
+    await waitFor("watched update", () => slim.store.get("inf/before")?.data?.a === "3");
+    assert.equal(
+      slim.store.get("inf/before")?.metadata?.managedFields,
+      undefined,
+      "watch events are transformed too",
+    );
+  });
+
   test("recovers from a compacted resourceVersion (410 Gone) by re-listing", async () => {
     const inf = new Informer<V1ConfigMap>(client, {
       resource: CORE.configMaps,
@@ -92,7 +114,7 @@ describe("informer", { timeout: 240_000 }, () => {
       watchTimeoutSeconds: 2, // re-watch every 2 s from the last resourceVersion seen
       metrics,
     });
-    informers.push(inf as Informer<never>);
+    informers.push(inf);
     const deleted: string[] = [];
     inf.addHandler({ onDelete: (o) => deleted.push(o.metadata!.name!) });
     await client.create(CORE.configMaps, cm("gone", "t1", { v: "1" }, { tracked: "yes" }));
@@ -141,7 +163,7 @@ describe("informer", { timeout: 240_000 }, () => {
       watchTimeoutSeconds: 6,
       metrics,
     });
-    informers.push(inf as Informer<never>);
+    informers.push(inf);
     inf.start();
     await inf.waitForSync();
     const rv0 = Number(inf.lastResourceVersion());

@@ -323,6 +323,10 @@ export class KubeClient {
         agent: this.transport.agent,
         headers: { ...headers, Accept: "application/json", ...this.ua() },
       });
+      // A silently dropped connection sends no FIN: give up after the server-side timeout
+      // plus a margin without any bytes, and let the informer re-watch.
+      const idleMs = ((opts.timeoutSeconds ?? 600) + 30) * 1000;
+      req.setTimeout(idleMs, () => req.destroy(new Error(`watch ${resource}: no data for ${idleMs} ms`)));
       const onAbort = (): void => {
         req.destroy();
         finish();

@@ -17,7 +17,7 @@ import type { OperatorMetrics } from "../metrics/registry.ts";
 import type { RateLimiter } from "./backoff.ts";
 import type { KubeClient } from "./client.ts";
 import type { EventRecorder } from "./events.ts";
-import type { Informer } from "./informer.ts";
+import type { EventHandlers, Informer } from "./informer.ts";
 import { parseQueueKey, queueKey, type ResourceRef } from "./keys.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { WorkQueue } from "./queue.ts";
@@ -44,8 +44,13 @@ export interface ReconcileContext {
 // `void` lets reconcilers that never requeue just return.
 export type ReconcileResult = { requeueAfterMs?: number } | void;
 
+/** What a controller needs of a secondary informer: any `Informer<T>` is one. */
+export interface EventSource {
+  addHandler(h: EventHandlers<KubernetesObject>): () => void;
+}
+
 export interface Watch {
-  informer: Informer<KubernetesObject>;
+  informer: EventSource;
   /** Primary objects to reconcile for an event on `obj`. */
   map(obj: KubernetesObject): { namespace: string | undefined; name: string }[];
 }
@@ -54,7 +59,7 @@ export interface ControllerSpec<T extends KubernetesObject = KubernetesObject> {
   /** Unique; used in metrics, logs and as the default field manager `covenant-<name>`. */
   name: string;
   for: Informer<T>;
-  owns?: Informer<KubernetesObject>[];
+  owns?: EventSource[];
   watches?: Watch[];
   reconcile(req: ReconcileRequest, ctx: ReconcileContext): Promise<ReconcileResult>;
   /** Concurrent reconciles of different keys; default 2. */

@@ -38,6 +38,7 @@ export {
   Controller,
   ownerOf,
   type ControllerSpec,
+  type EventSource,
   type ReconcileContext,
   type ReconcileRequest,
   type ReconcileResult,
@@ -51,7 +52,7 @@ export {
   type EventRecorder,
   type EventType,
 } from "./events.ts";
-export { Informer, type EventHandlers, type InformerOptions } from "./informer.ts";
+export { Informer, stripManagedFields, type EventHandlers, type InformerOptions } from "./informer.ts";
 export {
   CORE,
   apiVersionOf,

@@ -23,7 +23,7 @@ export interface EventHandlers<T> {
   onDelete?(obj: T): void;
 }
 
-export interface InformerOptions {
+export interface InformerOptions<T extends KubernetesObject = KubernetesObject> {
   resource: ResourceRef;
   /** Watch one namespace; all namespaces when absent (cluster-scoped resources ignore it). */
   namespace?: string;
@@ -35,8 +35,19 @@ export interface InformerOptions {
   pageSize?: number;
   /** Server-side watch timeout in seconds; a random value in [300, 600) by default. */
   watchTimeoutSeconds?: number;
+  /**
+   * Applied to every object before it is cached and handed to handlers, e.g.
+   * `stripManagedFields` to save memory on large caches.
+   */
+  transform?: (obj: T) => T;
   metrics?: OperatorMetrics;
   logger?: Logger;
+}
+
+/** A transform that drops `metadata.managedFields` (often half of an object's size). */
+export function stripManagedFields<T extends KubernetesObject>(obj: T): T {
+  if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
+  return obj;
 }
 
 /** Shortest interval between two watch requests that ended without error. */
@@ -60,7 +71,7 @@ export class Informer<T extends KubernetesObject> {
 
   constructor(
     private readonly client: KubeClient,
-    private readonly options: InformerOptions,
+    private readonly options: InformerOptions<T>,
   ) {
     this.resource = options.resource;
     this.label = resourceLabel(options.resource);
@@ -179,7 +190,7 @@ export class Informer<T extends KubernetesObject> {
         limit: this.options.pageSize ?? 500,
         continue: cont,
       });
-      for (const it of page.items) items.push(withTypeMeta(it, this.resource));
+      for (const it of page.items) items.push(this.prepare(it));
       cont = page.metadata?.continue || undefined;
       rv = page.metadata?.resourceVersion ?? "";
     } while (cont);
@@ -221,7 +232,7 @@ export class Informer<T extends KubernetesObject> {
       this.log.warn("watch event without object name ignored", { type: ev.type });
       return;
     }
-    const typed = withTypeMeta(obj, this.resource);
+    const typed = this.prepare(obj);
     if (ev.type === "ADDED" || ev.type === "MODIFIED") {
       const old = this.store.upsert(typed);
       if (!old) this.emit("add", typed);
@@ -231,6 +242,11 @@ export class Informer<T extends KubernetesObject> {
       this.emit("delete", typed ?? old);
     }
     if (rv) this.resourceVersion = rv;
+  }
+
+  private prepare(obj: T): T {
+    const typed = withTypeMeta(obj, this.resource);
+    return this.options.transform ? this.options.transform(typed) : typed;
   }
 
   private emit(kind: "add" | "update" | "delete", obj: T, old?: T): void {

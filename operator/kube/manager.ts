@@ -102,10 +102,13 @@ export class Manager {
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
 
-  /** The shared informer for a resource (one per resource and selector). */
+  /**
+   * The shared informer for a resource: one per resource, namespace and selectors (a later
+   * call with the same ones gets the first informer, with the first caller's options).
+   */
   informer<T extends KubernetesObject>(
     resource: ResourceRef,
-    opts: Omit<InformerOptions, "resource" | "metrics" | "logger"> = {},
+    opts: Omit<InformerOptions<T>, "resource" | "metrics" | "logger"> = {},
   ): Informer<T> {
     const namespace = resource.namespaced ? (opts.namespace ?? this.options.namespace) : undefined;
     const id = [
@@ -118,7 +121,7 @@ export class Manager {
     if (!inf) {
       inf = new Informer<KubernetesObject>(this.client.withCaller("informer"), {
         resyncMs: this.options.resyncMs,
-        ...opts,
+        ...(opts as Omit<InformerOptions, "resource" | "metrics" | "logger">),
         namespace,
         resource,
         metrics: this.metrics,
