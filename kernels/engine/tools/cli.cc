@@ -289,9 +289,12 @@ int cmd_bench(const Args& a) {
 // Loss and gradients of a checkpoint's weights on the first sequences of a shard, for
 // comparison with an independent implementation (scripts/torch_reference.py).
 int cmd_grads(const Args& a) {
-  const std::string ckpt = a.get("load", ""), shard_path = a.get("shard", ""), out = a.get("out", "");
+  const std::string ckpt = a.get("load", ""), shard_path = a.get("shard", ""),
+                    out = a.get("out", "");
   if (ckpt.empty() || shard_path.empty() || out.empty()) {
-    std::fprintf(stderr, "usage: covenant-engine grads --preset P --load CKPT --shard FILE --out FILE [--batch N] [--seq N]\n");
+    std::fprintf(stderr,
+                 "usage: covenant-engine grads --preset P --load CKPT --shard FILE --out FILE "
+                 "[--batch N] [--seq N]\n");
     return 2;
   }
   const ModelConfig c = model_from(a);
@@ -314,10 +317,12 @@ int cmd_grads(const Args& a) {
     const float loss = trainer.eval_loss(s.tokens.data(), B, T);
     m.backward(1.0f);
     std::vector<safetensors::TensorRef> refs;
-    for (const ParamInfo& p : m.params()) refs.push_back({"grad." + p.name, p.shape, m.grads() + p.offset});
+    for (const ParamInfo& p : m.params())
+      refs.push_back({"grad." + p.name, p.shape, m.grads() + p.offset});
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.9g", loss);
-    err = safetensors::write(out, refs, {{"loss", buf}, {"batch", std::to_string(B)}, {"seq_len", std::to_string(T)}});
+    err = safetensors::write(
+        out, refs, {{"loss", buf}, {"batch", std::to_string(B)}, {"seq_len", std::to_string(T)}});
     if (!err.empty()) {
       std::fprintf(stderr, "%s\n", err.c_str());
       return 1;
