@@ -6,7 +6,10 @@ CUDA_STAMP := $(CUDA_HOME_LOCAL)/.installed
 
 # clang provides libFuzzer for the codec's fuzz target.
 APT_PACKAGES += clang
-KERNELS_CMAKE_FLAGS += -DCMAKE_CUDA_COMPILER=$(CUDA_HOME_LOCAL)/bin/nvcc -DCUDAToolkit_ROOT=$(CUDA_HOME_LOCAL)
+# enable_language(CUDA) defines CMAKE_CUDA_ARCHITECTURES (to the compiler's default) before
+# kernels/CMakeLists.txt can default it, so the targets are named here.
+KERNELS_CMAKE_FLAGS += -DCMAKE_CUDA_COMPILER=$(CUDA_HOME_LOCAL)/bin/nvcc -DCUDAToolkit_ROOT=$(CUDA_HOME_LOCAL) \
+  -DCMAKE_CUDA_ARCHITECTURES="90;100"
 
 $(CUDA_STAMP): kernels/cuda/install.sh
 	kernels/cuda/install.sh $(CUDA_HOME_LOCAL) >/dev/null

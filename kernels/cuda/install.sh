@@ -25,6 +25,9 @@ PINS=(
   nvidia-cuda-runtime==13.0.96
   nvidia-cuda-cccl==13.0.85
   nvidia-cublas==13.0.2.14
+  # CUDA 13 dropped libnvToolsExt, which CMake 3.25's FindCUDAToolkit still requires; the NVTX
+  # library does not depend on the CUDA version.
+  nvidia-nvtx-cu12==12.8.90
 )
 STAMP="$PREFIX/.installed"
 WANT="$(printf '%s\n' "${PINS[@]}")"
@@ -53,7 +56,7 @@ for pin in "${PINS[@]}"; do
   version="${pin##*==}"
   wheel="$(ls "$WHEELS"/"${name//-/_}"-"$version"-*.whl | head -n1)"
   "$PYTHON" -m zipfile -e "$wheel" "$WORK/$name" >&2
-  # Each wheel holds nvidia/cu13/{bin,include,lib,nvvm,...}: merge them into one tree.
+  # Each wheel holds nvidia/<cu13|nvtx>/{bin,include,lib,nvvm,...}: merge them into one tree.
   for component in "$WORK/$name"/nvidia/*/; do
     cp -a "$component". "$PREFIX.tmp/"
   done

@@ -180,9 +180,10 @@ Status check_quant(const Quant& q, float max_abs, const std::string& tensor) {
 }
 
 Status parse_header(const Plan& plan, const covenant_config& config, const uint8_t* data,
-                    size_t length, std::vector<Quant>* quant) {
+                    size_t available, size_t length, std::vector<Quant>* quant) {
   if (!data && length) return fail(COVENANT_ERR_ARGUMENT, "payload is null");
-  Reader r{data, length};
+  if (available > length) available = length;
+  Reader r{data, available};
   if (!r.need(4)) return fail(COVENANT_ERR_TRUNCATED, "payload shorter than the magic number");
   if (std::memcmp(data, kMagic, 4) != 0)
     return fail(COVENANT_ERR_MAGIC, "not a codec payload (bad magic)");

@@ -13,6 +13,7 @@ namespace covenant {
 
 constexpr uint8_t kMagic[4] = {'C', 'V', 'S', 'L'};
 constexpr size_t kFixedHeaderBytes = 24;
+constexpr size_t kHeaderSlack = 512;  // more than one table entry
 
 struct Quant {
   float shift = 0.0f;
@@ -56,8 +57,16 @@ void write_header(const Plan& plan, const std::vector<Quant>& quant, uint8_t* ou
 
 // Parses the header of a payload and checks it against the plan: every field, every
 // quantization parameter, the exact length. Fills quant (one per tensor) on success.
+// `available` bytes of data are readable (the CUDA backend passes a host copy of the header
+// only: plan.header_bytes + kHeaderSlack bytes give the same result as the whole payload,
+// since parsing stops at the first entry that differs from the plan); `length` is the size
+// of the whole payload.
 Status parse_header(const Plan& plan, const covenant_config& config, const uint8_t* data,
-                    size_t length, std::vector<Quant>* quant);
+                    size_t available, size_t length, std::vector<Quant>* quant);
+inline Status parse_header(const Plan& plan, const covenant_config& config, const uint8_t* data,
+                           size_t length, std::vector<Quant>* quant) {
+  return parse_header(plan, config, data, length, length, quant);
+}
 
 // Checks quantization parameters (finite, bounded, ordered codebook).
 Status check_quant(const Quant& q, float max_abs, const std::string& tensor);
