@@ -49,8 +49,8 @@ export interface Engine {
   setParameters(theta: Tensors): void;
   /** The shards this peer trains on (the run's shard numbers). */
   setShards(shards: readonly number[]): void;
-  /** `steps` inner optimizer steps on sequences drawn with `seed` from the attached shards. */
-  train(steps: number, seed: number): TrainResult;
+  /** `steps` inner optimizer steps on sequences of the attached shards (the peer's data seed). */
+  train(steps: number): Promise<TrainResult>;
   /** Mean loss over the given sequences of the run's corpus. */
   evalLoss(sequences: readonly { shard: number; index: number }[]): number;
   /** Sequences in each shard. */

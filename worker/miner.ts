@@ -5,7 +5,6 @@ import type { KeyringPair } from "@polkadot/keyring/types";
 import { encodeAnnouncement, signEnvelope } from "../operator/protocol/envelope.ts";
 import { assignShards } from "../operator/protocol/rendezvous.ts";
 import type { Membership } from "../operator/protocol/membership.ts";
-import { rng } from "../operator/protocol/sampling.ts";
 import { stateKeys } from "../operator/protocol/names.ts";
 import type { Tensors } from "./kernels.ts";
 import { tensorSize } from "./kernels.ts";
@@ -80,8 +79,7 @@ export class Miner {
     const start = r.theta;
     r.engine.setParameters(start);
     const t0 = performance.now();
-    const seed = rng(r.bus.names.run, this.pair.address, round)();
-    const trained = r.engine.train(cfg.innerSteps, seed);
+    const trained = await r.engine.train(cfg.innerSteps);
     const elapsed = (performance.now() - t0) / 1000;
     for (let i = 0; i < cfg.innerSteps; i++) r.metrics.innerStepSeconds.observe(elapsed / cfg.innerSteps);
     r.metrics.tokens.inc(trained.tokens);

@@ -102,10 +102,13 @@ export class Validator {
     const membership = await readMembership(r);
     const members = membership?.members ?? [];
     const deadline = this.#openedMs + cfg.roundDeadlineSeconds * 1000;
-    // Wait for every member's announcement or the deadline.
+    const assignment = assignShards(r.bus.names.run, cfg.data.shards, members);
+    // Members without a shard have nothing to train on and are not waited for.
+    const expected = members.filter((h) => (assignment.get(h)?.length ?? 0) > 0);
+    // Wait for every expected member's announcement or the deadline.
     while (!signal.aborted && Date.now() < deadline) {
       const seen = new Set((this.#inbox.get(round) ?? []).map((m) => m.subject.split(".").at(-1)));
-      if (members.length > 0 && members.every((h) => seen.has(h))) break;
+      if (expected.length > 0 && expected.every((h) => seen.has(h))) break;
       await new Promise((res) => setTimeout(res, 100));
     }
     this.#closed = round;
@@ -150,7 +153,6 @@ export class Validator {
     const outcomes = new Map<string, Outcome>();
     for (const [h, reason] of Object.entries(rejected))
       if (reason !== "late") outcomes.set(h, { kind: "penalised", reason });
-    const assignment = assignShards(r.bus.names.run, cfg.data.shards, members);
     const evaluations = this.#evaluate(round, scored, assignment);
     for (const ev of evaluations) outcomes.set(ev.hotkey, { kind: "evaluated", evaluation: ev });
     this.ratings = updateRatings(this.ratings, members, outcomes, this.scoring);

@@ -1,0 +1,175 @@
+#!/usr/bin/env -S node --import tsx
+// covenant-worker: one peer of a Covenant run (miner or validator).
+// Connects to the run's bus, catches up to the latest round, then runs rounds until
+// the run's last round or SIGTERM (the current round finishes its I/O, then it stops).
+import { readFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { Keyring } from "@polkadot/keyring";
+import { cryptoWaitReady } from "@polkadot/util-crypto";
+import type { ResolvedRunConfig } from "../operator/api/runconfig.ts";
+import { BusClient } from "../operator/bus/client.ts";
+import { parseArgs, runConfigProblems, USAGE, localDataDir } from "./config.ts";
+import type { WorkerOptions } from "./config.ts";
+import { consoleLog } from "./log.ts";
+import { serveMetrics, workerMetrics } from "./metrics.ts";
+import { Miner } from "./miner.ts";
+import { openKernels } from "./native.ts";
+import { OutOfSync, Replica } from "./replica.ts";
+import { Validator } from "./validator.ts";
+
+function fail(msg: string): never {
+  process.stderr.write(`covenant-worker: ${msg}\n`);
+  process.exit(2);
+}
+
+function readText(file: string, what: string): string {
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch (err) {
+    fail(`cannot read the ${what} ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** The NATS nkey seed in a plain seed file or in a .creds file. */
+function natsSeed(file: string | undefined): string | undefined {
+  if (!file) return undefined;
+  const text = readText(file, "NATS credentials file");
+  const seed = /\bSU[A-Z2-7]{56}\b/.exec(text)?.[0];
+  if (!seed) fail(`${file} holds no NATS user nkey seed (SU...)`);
+  return seed;
+}
+
+export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promise<void> {
+  let cfg: ResolvedRunConfig;
+  try {
+    cfg = JSON.parse(readText(opts.configFile, "run configuration")) as ResolvedRunConfig;
+  } catch (err) {
+    fail(`${opts.configFile} is not JSON: ${(err as Error).message}`);
+  }
+  const problems = runConfigProblems(cfg);
+  if (problems.length) fail(`${opts.configFile}: ${problems.join("; ")}`);
+  await cryptoWaitReady();
+  const pair = new Keyring({ type: "sr25519", ss58Format: 42 }).addFromUri(
+    readText(opts.hotkeyFile, "hotkey file"),
+  );
+  const log = consoleLog(`[${opts.role} ${pair.address.slice(0, 8)}]`);
+  const metrics = workerMetrics({ run: cfg.run.name, role: opts.role });
+  const server = await serveMetrics(metrics.registry, opts.metricsPort, opts.metricsHost);
+  log.info(`metrics on http://${opts.metricsHost}:${(server.address() as AddressInfo).port}/metrics`);
+
+  const bus = await BusClient.connect({
+    servers: opts.natsUrl ?? cfg.transport.natsUrl,
+    run: cfg.run.name,
+    name: `${opts.role}-${pair.address}`,
+    nkeySeed: natsSeed(opts.natsCredsFile ?? cfg.transport.credentialsFile),
+    onStatus: (s) => {
+      if (s === "reconnect") metrics.busReconnects.inc();
+      if (s === "disconnect" || s === "reconnect") log.warn(`bus ${s}`);
+    },
+  });
+  const kernels = await openKernels(cfg, opts.dataDir ?? localDataDir(cfg.data.source), pair.address);
+  try {
+    let validator = opts.validator;
+    if (!validator && opts.role === "validator") validator = pair.address;
+    if (!validator) {
+      const e = await (await bus.state()).get("validator");
+      validator = e?.string();
+    }
+    if (!validator)
+      fail("no validator to follow: pass --validator or publish one under 'validator' in the state bucket");
+    const replica = new Replica(cfg, bus, kernels.engine, kernels.codec, validator, metrics, log);
+    const lastRound = Math.min(cfg.rounds - 1, opts.untilRound ?? Number.MAX_SAFE_INTEGER);
+    await replica.catchUp(signal);
+    log.info(`joined run ${cfg.run.name} at round ${replica.round} (weights ${replica.digest.slice(0, 12)})`);
+    const miner = opts.role === "miner" ? new Miner(replica, pair) : undefined;
+    const val = opts.role === "validator" ? new Validator(replica, pair) : undefined;
+    val?.start();
+    const heartbeat = async (extra: Record<string, unknown> = {}) => {
+      const body = {
+        hotkey: pair.address,
+        role: opts.role,
+        round: replica.round,
+        weights: replica.digest,
+        at: Date.now(),
+        ...extra,
+      };
+      await bus
+        .publish(
+          bus.names.heartbeat(pair.address),
+          new TextEncoder().encode(JSON.stringify(body)),
+          `${replica.round}-${body.at}`,
+        )
+        .catch((err: unknown) => log.warn(`heartbeat failed: ${String(err)}`));
+    };
+    await heartbeat();
+    while (!signal.aborted && replica.round <= lastRound) {
+      const round = replica.round;
+      try {
+        if (miner) {
+          const rep = await miner.submit();
+          if (rep.submitted)
+            log.info(
+              `round ${round}: trained ${cfg.innerSteps} steps, loss ${rep.loss.toFixed(4)}, ${rep.tokens} tokens, sent ${rep.payloadBytes} bytes`,
+            );
+          else log.info(`round ${round}: not contributing (epoch ${rep.epoch}, ${rep.shards} shards)`);
+          const sel = await replica.awaitSelection(round, signal, () => void heartbeat({ waiting: true }));
+          if (!sel) break;
+          await replica.apply(sel);
+          log.info(
+            `round ${round}: applied ${sel.selected.length} payloads from ${sel.selected.length} peers, weights ${replica.digest.slice(0, 12)}`,
+          );
+          await heartbeat({ loss: rep.loss, appliedRound: round });
+        } else if (val) {
+          const rep = await val.closeRound(signal);
+          const refused = Object.entries(rep.rejected).map(([h, why]) => `${h.slice(0, 8)}:${why}`);
+          log.info(
+            `round ${round}: ${rep.submissions} submissions, selected ${rep.selected}, loss ${rep.lossBefore.toFixed(4)}` +
+              (refused.length ? `, refused ${refused.join(" ")}` : "") +
+              `, weights ${replica.digest.slice(0, 12)}`,
+          );
+          await heartbeat({ loss: rep.lossBefore, appliedRound: round });
+        }
+        metrics.round.set(round);
+      } catch (err) {
+        if (err instanceof OutOfSync) {
+          log.warn(`${err.message}; catching up`);
+          miner?.resetErrorFeedback();
+          await new Promise((r) => setTimeout(r, 1000));
+          await replica.catchUp(signal);
+          continue;
+        }
+        throw err;
+      }
+    }
+    await val?.stop();
+    log.info(`stopped at round ${replica.round}`);
+  } finally {
+    kernels.close();
+    await bus.close();
+    await new Promise((r) => server.close(r));
+  }
+}
+
+async function main(): Promise<void> {
+  const parsed = parseArgs(process.argv.slice(2), process.env);
+  if (parsed.ok === "help") {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (!parsed.ok) fail(parsed.error);
+  const ac = new AbortController();
+  for (const sig of ["SIGTERM", "SIGINT"] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`covenant-worker: ${sig}, finishing the current step\n`);
+      ac.abort();
+    });
+  }
+  await runWorker(parsed.options, ac.signal);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`covenant-worker: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  });
+}
