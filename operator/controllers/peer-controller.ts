@@ -65,6 +65,7 @@ export function addPeerController(
   };
   return mgr.addController<CovenantPeer>({
     name: "peer",
+    workers: 4,
     fieldManager: FieldManager.CovenantPeer,
     for: inf.peers,
     owns: [inf.pods as unknown as Informer<KubernetesObject>],
