@@ -6,7 +6,8 @@ import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { isAlive } from "./proc.ts";
-import { repoRoot } from "./paths.ts";
+import { repoRoot, tempDir } from "./paths.ts";
+import { ManagedProcess } from "./process.ts";
 import { waitFor } from "./wait.ts";
 
 async function holdStack(): Promise<{ child: ReturnType<typeof spawn>; pids: number[] }> {
@@ -25,6 +26,35 @@ async function holdStack(): Promise<{ child: ReturnType<typeof spawn>; pids: num
   const { pids } = JSON.parse(first) as { pids: number[] };
   return { child, pids };
 }
+
+describe("managed processes", { timeout: 60_000 }, () => {
+  test("stop() reports the command's own exit status, signalled once", async () => {
+    const dir = tempDir("exit-status");
+    try {
+      const counter = join(dir.path, "terms");
+      // Exits 0 on the first SIGTERM, 3 if a second one arrives.
+      const script = `trap 'echo x >> ${counter}; [ $(wc -l < ${counter}) -gt 1 ] && exit 3; exit 0' TERM; while :; do sleep 0.1; done`;
+      const p = ManagedProcess.start({
+        name: "sh",
+        command: "/bin/sh",
+        args: ["-c", script],
+        logFile: join(dir.path, "log"),
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      const exit = await p.stop();
+      assert.deepEqual(exit, { code: 0, signal: null });
+      const failing = ManagedProcess.start({
+        name: "false",
+        command: "/bin/sh",
+        args: ["-c", "exit 7"],
+        logFile: join(dir.path, "log2"),
+      });
+      assert.equal((await failing.exited).code, 7);
+    } finally {
+      dir.remove();
+    }
+  });
+});
 
 describe("no process left behind", { timeout: 240_000 }, () => {
   for (const signal of ["SIGKILL", "SIGTERM"] as const) {

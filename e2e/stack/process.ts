@@ -30,7 +30,7 @@ export class ManagedProcess {
   readonly name: string;
   readonly pid: number;
   readonly logFile: string;
-  readonly exited: Promise<Exit>;
+  readonly #exited: Promise<Exit>;
   #exit: Exit | undefined;
 
   private constructor(opts: StartOptions) {
@@ -48,7 +48,7 @@ export class ManagedProcess {
     this.pid = child.pid;
     // Let the event loop end while the server still runs; stop() or exit handlers end it.
     child.unref();
-    this.exited = new Promise((resolve) => {
+    this.#exited = new Promise((resolve) => {
       child.once("exit", (code, signal) => {
         this.#exit = { code, signal };
         live.delete(this);
@@ -82,7 +82,7 @@ export class ManagedProcess {
     signalGroup(this.pid, "SIGTERM");
     const timer = setTimeout(() => signalGroup(this.pid, "SIGKILL"), graceMs);
     try {
-      return await this.exited;
+      return await this.#waitForExit();
     } finally {
       clearTimeout(timer);
     }
@@ -91,12 +91,30 @@ export class ManagedProcess {
   /** Kills the process group at once (to simulate a crash). */
   async kill(): Promise<Exit> {
     signalGroup(this.pid, "SIGKILL");
-    return this.exited;
+    return this.#waitForExit();
+  }
+
+  /**
+   * Resolves when the process has exited. The child itself is unref'd (a forgotten server must
+   * not keep a test process alive; the exit handlers end it), so waiting holds the event loop.
+   */
+  get exited(): Promise<Exit> {
+    return this.#waitForExit();
+  }
+
+  async #waitForExit(): Promise<Exit> {
+    if (this.#exit) return this.#exit;
+    const hold = setInterval(() => {}, 1_000);
+    try {
+      return await this.#exited;
+    } finally {
+      clearInterval(hold);
+    }
   }
 
   /** Fails with the log tail when the process exits before `ready` resolves. */
   async untilReady<T>(ready: Promise<T>): Promise<T> {
-    const early = this.exited.then((exit) => {
+    const early = this.#exited.then((exit) => {
       throw new Error(
         `${this.name} exited (${exit.signal ?? `code ${exit.code}`}) before it was ready; its log:\n${this.logTail()}`,
       );

@@ -11,7 +11,15 @@ stop() {
   for _ in $(seq 1 50); do kill -0 "$child" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$child" 2>/dev/null
 }
-trap 'stop; exit 143' TERM INT HUP
+# A signal to the process group reaches the command too: do not signal it twice, wait for it
+# for up to 30 s (the caller usually escalates to SIGKILL sooner) and exit with its status.
+on_signal() {
+  for _ in $(seq 1 300); do kill -0 "$child" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$child" 2>/dev/null
+  wait "$child"
+  exit $?
+}
+trap on_signal TERM INT HUP
 while kill -0 "$child" 2>/dev/null; do
   if ! kill -0 "$parent" 2>/dev/null; then
     stop
