@@ -241,7 +241,7 @@ describe("covenant-operator against a real control plane", () => {
     await waitFor("pod gone", async () => (await workerPods("alice")).length === 0, WAIT);
   });
 
-  test("killing the operator mid-reconcile and restarting converges without duplicate pods", async () => {
+  test("killing the operator mid-reconcile and restarting converges without duplicate pods", async (t) => {
     const names = ["p1", "p2", "p3", "p4", "p5", "p6"];
     for (let round = 0; round < 3; round++) {
       const batch = names.map((n) => `${n}-${round}`);
@@ -250,6 +250,10 @@ describe("covenant-operator against a real control plane", () => {
       await new Promise((r) => setTimeout(r, 150 + round * 350));
       await operator!.process.kill();
       await creating;
+      const podsAtKill = (await workerPods()).filter((p) =>
+        batch.includes(p.metadata!.labels![Label.Peer]!),
+      ).length;
+      t.diagnostic(`round ${round}: killed with ${podsAtKill} of ${batch.length} new pods created`);
       operator = await start(`op-restart-${round}`);
       for (const n of batch) await readyPod(n);
     }
@@ -274,7 +278,7 @@ describe("covenant-operator against a real control plane", () => {
     assert.equal(run.status?.peers, 18);
   });
 
-  test("with two replicas exactly one leads, and a standby takes over within 20 s of a kill", async () => {
+  test("with two replicas exactly one leads, and a standby takes over within 20 s of a kill", async (t) => {
     const standby = await start("op-standby", false);
     extra.push(standby);
     const leaseHolder = async () =>
@@ -303,6 +307,7 @@ describe("covenant-operator against a real control plane", () => {
     );
     const tookMs = Date.now() - killedAt;
     assert.ok(tookMs < 20_000, `took ${tookMs} ms`);
+    t.diagnostic(`standby took over ${tookMs} ms after the leader was killed`);
     // The new leader reconciles: a new peer gets its pod.
     await createPeer("after-failover", "run", 1);
     await readyPod("after-failover");
