@@ -1,55 +1,13 @@
 // The training engine (kernels/engine through its N-API addon) behind the worker's
 // Engine interface. Every peer of a run builds the model with the same initialisation
 // seed (from the run), so all start from identical weights; each peer's data seed comes
-// from its hotkey. The addon is kernels/build/covenant_engine.node (built by
-// `make kernels-build`); COVENANT_ENGINE_ADDON overrides its path.
-import { createRequire } from "node:module";
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+// from its hotkey. Goes through kernels/binding/engine.ts (the addon is built by
+// `make kernels-build`; COVENANT_ENGINE_ADDON overrides its path).
+import { Engine as NativeEngine } from "../kernels/binding/engine.ts";
 import type { ResolvedRunConfig } from "../operator/api/runconfig.ts";
 import { rng } from "../operator/protocol/sampling.ts";
 import type { Engine, TensorSpec, TrainResult } from "./kernels.ts";
 import { readShard, sequencesIn, shardPath } from "./shards.ts";
-
-interface StepResult {
-  step: number;
-  loss: number;
-}
-
-interface NativeEngine {
-  attachShard(id: number, path: string): number;
-  detachShards(): void;
-  train(steps: number): Promise<StepResult[]>;
-  evalLoss(tokens: Int32Array, seqLen: number): number;
-  parameterInfo(): { name: string; shape: number[] }[];
-  getParameter(name: string): Float32Array;
-  setParameter(name: string, values: Float32Array): void;
-}
-
-interface Addon {
-  Engine: new (
-    model: Record<string, unknown>,
-    optim: Record<string, unknown>,
-    train: Record<string, unknown>,
-  ) => NativeEngine;
-}
-
-function addonPath(): string {
-  const override = process.env.COVENANT_ENGINE_ADDON;
-  if (override) return resolve(override);
-  return join(fileURLToPath(new URL("..", import.meta.url)), "kernels", "build", "covenant_engine.node");
-}
-
-function loadAddon(): Addon {
-  const file = addonPath();
-  try {
-    return createRequire(import.meta.url)(file) as Addon;
-  } catch (err) {
-    throw new Error(
-      `cannot load the engine addon ${file} (${(err as Error).message}); build it with \`make kernels-build\``,
-    );
-  }
-}
 
 /** 53-bit seed from 64 bits of SHA-256 of the parts. */
 const seedOf = (...parts: (string | number)[]) => {
@@ -58,12 +16,11 @@ const seedOf = (...parts: (string | number)[]) => {
 };
 
 export async function openEngine(cfg: ResolvedRunConfig, dataDir: string, hotkey = ""): Promise<Engine> {
-  const addon = loadAddon();
   const m = cfg.model;
   const seqLen = cfg.data.sequenceLength;
   const opt = cfg.innerOptimizer;
-  const native = new addon.Engine(
-    {
+  const native = new NativeEngine({
+    model: {
       vocabSize: m.vocab,
       dim: m.hidden,
       nLayers: m.layers,
@@ -74,7 +31,7 @@ export async function openEngine(cfg: ResolvedRunConfig, dataDir: string, hotkey
       ropeTheta: m.ropeTheta,
       normEps: m.normEps,
     },
-    {
+    optim: {
       lr: opt.learningRate,
       minLrRatio: opt.schedule.kind === "constant" ? 1 : opt.schedule.minRatio,
       warmupSteps: opt.schedule.warmupSteps,
@@ -85,14 +42,14 @@ export async function openEngine(cfg: ResolvedRunConfig, dataDir: string, hotkey
       weightDecay: opt.weightDecay,
       gradClip: opt.gradClip,
     },
-    {
+    train: {
       batch: opt.batchSize,
       seqLen,
       seed: seedOf("covenant-init", cfg.run.name),
       dataSeed: seedOf("covenant-data", cfg.run.name, hotkey),
     },
-  );
-  const tensors: TensorSpec[] = native.parameterInfo().map((p) => ({ name: p.name, dims: [...p.shape] }));
+  });
+  const tensors: TensorSpec[] = native.parameters.map((p) => ({ name: p.name, dims: [...p.shape] }));
   const shards = new Map<number, Uint32Array>();
   const tokensOf = (shard: number) => {
     let t = shards.get(shard);
@@ -108,7 +65,7 @@ export async function openEngine(cfg: ResolvedRunConfig, dataDir: string, hotkey
     sequencesPerShard,
     getParameters: () => tensors.map((t) => native.getParameter(t.name)),
     setParameters(theta) {
-      tensors.forEach((t, i) => native.setParameter(t.name, theta[i]!));
+      native.setParameters(new Map(tensors.map((t, i) => [t.name, theta[i]!])));
     },
     setShards(list) {
       native.detachShards();
