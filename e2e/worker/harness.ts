@@ -96,7 +96,7 @@ export async function startLocalRun(o: RunOptions): Promise<LocalRun> {
     peers,
     spec: {
       roundMs: o.roundDeadlineSeconds * 1000,
-      retainRounds: 4 * (o.rounds + 4),
+      retainRounds: Math.min(4 * (o.rounds + 4), 200),
       maxPayloadBytes: 2 * 1024 * 1024,
     },
   });
