@@ -8,7 +8,7 @@
 # not the nvcc driver nor cicc; the CUDA 13 wheels split the compiler into nvidia-cuda-nvcc
 # (nvcc, ptxas, fatbinary, nvlink), nvidia-nvvm (cicc, libnvvm) and nvidia-cuda-crt (crt
 # headers), which together compile for sm_90 and sm_100. See
-# docs/decisions/0004-codec-cuda-toolchain.md.
+# docs/decisions/codec-cuda-toolchain.md.
 #
 # usage: kernels/cuda/install.sh [PREFIX]   (default: .cache/cuda/13.0 under the repository)
 # prints the path of nvcc on success.
