@@ -22,6 +22,8 @@ export interface OperatorConfig {
   identity: string | undefined;
   gpuResource: string;
   nodeNotReadyGraceMs: number;
+  /** File holding the operator's NATS user nkey seed; undefined: run progress is not followed. */
+  natsCreds: string | undefined;
 }
 
 interface FlagSpec {
@@ -124,6 +126,13 @@ export const FLAGS: Record<string, FlagSpec> = {
     default: "60s",
     help: "replace a worker whose node is NotReady this long",
   },
+  "nats-creds": {
+    key: "natsCreds",
+    env: "COVENANT_NATS_CREDS",
+    kind: "string",
+    default: "",
+    help: "file with the operator's NATS nkey seed; enables run progress (round, membership) from the bus",
+  },
 };
 
 export class ConfigError extends Error {}
@@ -201,6 +210,7 @@ export function parseConfig(
   c.kubeconfig = c.kubeconfig || undefined;
   c.namespace = c.namespace || undefined;
   c.identity = c.identity || undefined;
+  c.natsCreds = c.natsCreds || undefined;
   if (c.namespace?.includes(",")) {
     throw new ConfigError(
       `--namespace "${c.namespace}": one namespace or all (empty); lists are not supported yet`,

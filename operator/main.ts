@@ -3,10 +3,19 @@
  * covenant-operator: reconciles TrainingRuns and CovenantPeers into worker pods.
  * Exit status: 0 after SIGTERM/SIGINT, 1 on errors or lost leadership (restart with clean caches), 2 on bad flags.
  */
+import { readFileSync } from "node:fs";
 import { KubeConfig } from "@kubernetes/client-node";
 import { ConfigError, parseConfig, usage, type OperatorConfig } from "./config.ts";
 import { registerControllers } from "./controllers/index.ts";
 import { Manager, createLogger, type Logger } from "./kube/index.ts";
+import { addProgressController } from "./progress/controller.ts";
+
+/** The NATS user nkey seed (SU...) in a plain seed file or a .creds file; never logged. */
+export function natsSeed(file: string): string {
+  const seed = /\bSU[A-Z2-7]{56}\b/.exec(readFileSync(file, "utf8"))?.[0];
+  if (!seed) throw new Error(`${file} holds no NATS user nkey seed (SU...)`);
+  return seed;
+}
 
 export function loadKubeConfig(c: OperatorConfig): KubeConfig {
   const kc = new KubeConfig();
@@ -34,7 +43,13 @@ export function buildOperator(c: OperatorConfig, log: Logger): Manager {
         }
       : false,
   });
-  registerControllers(mgr, { gpuResource: c.gpuResource, nodeNotReadyGraceMs: c.nodeNotReadyGraceMs });
+  const { informers } = registerControllers(mgr, {
+    gpuResource: c.gpuResource,
+    nodeNotReadyGraceMs: c.nodeNotReadyGraceMs,
+  });
+  const seed = c.natsCreds ? natsSeed(c.natsCreds) : undefined;
+  if (seed) addProgressController(mgr, informers.runs, { natsSeed: seed }, log);
+  else log.info("run progress from the bus is off: no --nats-creds");
   return mgr;
 }
 

@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { TrainingRun } from "../api/index.ts";
+import { planProgress, progressChanged, selectionRound } from "./plan.ts";
+
+const run = (rounds: number, status?: TrainingRun["status"]) =>
+  ({ metadata: { name: "tiny" }, spec: { rounds }, status }) as unknown as TrainingRun;
+
+test("a published selection for round r means r + 1 rounds are done, capped at the run's rounds", () => {
+  const at = new Date("2026-01-01T00:01:00Z");
+  const before = new Date("2026-01-01T00:00:30Z");
+  assert.deepEqual(
+    planProgress(run(20), { lastSelectedRound: 4, lastSelectedAt: at, previousSelectedAt: before }),
+    {
+      round: 5,
+      roundStartedAt: at.toISOString(),
+      lastRoundSeconds: 30,
+    },
+  );
+  assert.equal(planProgress(run(20), { lastSelectedRound: 25 }).round, 20);
+  assert.deepEqual(planProgress(run(20), {}), {});
+});
+
+test("membership becomes the epoch and the sorted active peers", () => {
+  const p = planProgress(run(5), { membership: { epoch: 3, members: ["b", "a"] } });
+  assert.deepEqual(p, { membershipEpoch: 3, activePeers: ["a", "b"] });
+});
+
+test("only fields the bus has shown are compared", () => {
+  const current = run(5, { round: 2, phase: "Training" }).status;
+  assert.equal(progressChanged(current, { round: 2 }), false);
+  assert.equal(progressChanged(current, { round: 3 }), true);
+  assert.equal(progressChanged(current, {}), false);
+  assert.equal(progressChanged(undefined, { activePeers: [] }), true);
+});
+
+test("selection subjects are parsed strictly", () => {
+  const hk = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
+  assert.equal(selectionRound(`covenant.tiny.round.7.selection.${hk}`, "tiny"), 7);
+  assert.equal(selectionRound(`covenant.other.round.7.selection.${hk}`, "tiny"), undefined);
+  assert.equal(selectionRound(`covenant.tiny.round.7.submit.${hk}`, "tiny"), undefined);
+  assert.equal(selectionRound(`covenant.tiny.round.x.selection.${hk}`, "tiny"), undefined);
+});
