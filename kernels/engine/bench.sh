@@ -15,7 +15,7 @@ echo "# load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 OMP_NUM_THREADS="$THREADS" "$BIN" bench --preset llama3-tiny --batch 8 --seq 256 --steps 5
 OMP_NUM_THREADS=1 "$BIN" bench --preset llama3-tiny --batch 8 --seq 256 --steps 3
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-  echo "GPU found ($(nvidia-smi -L | head -n1)); GPU training step not implemented yet: llama3-150m / llama3-1b rows not run"
+  echo "GPU found ($(nvidia-smi -L | head -n1)); the GPU benchmark program is not written yet: llama3-150m / llama3-1b rows not run"
 else
   echo "llama3-150m, llama3-1b (GPU, PyTorch eager, torch.compile): not run: no GPU lent"
 fi

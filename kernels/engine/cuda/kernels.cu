@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 
 #include "kernels.cuh"
@@ -164,6 +165,8 @@ __global__ void cross_entropy_k(float* losses, bf16* dlogits, const bf16* logits
   const int row = blockIdx.x;
   if (row >= N) return;
   const bf16* l = logits + size_t(row) * V;
+  const int tgt = targets[row];
+  const float target_logit = f(l[tgt]);  // read before any thread overwrites (in-place use)
   __shared__ float red[32];
   float mx = -INFINITY;
   for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, f(l[i]));
@@ -180,8 +183,7 @@ __global__ void cross_entropy_k(float* losses, bf16* dlogits, const bf16* logits
   __syncthreads();
   sum = 0.0f;
   for (int w = 0; w < int(blockDim.x / 32); w++) sum += red[w];
-  const int tgt = targets[row];
-  if (threadIdx.x == 0) losses[row] = logf(sum) + mx - f(l[tgt]);
+  if (threadIdx.x == 0) losses[row] = logf(sum) + mx - target_logit;
   bf16* d = dlogits + size_t(row) * V;
   for (int i = threadIdx.x; i < V; i += blockDim.x) {
     const float p = __expf(f(l[i]) - mx) / sum;
@@ -213,7 +215,57 @@ __global__ void to_f32_k(float* out, const bf16* in, size_t n) {
   if (i < n) out[i] = f(in[i]);
 }
 
+__global__ void scale_k(bf16* x, size_t n, float sc) {
+  const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) x[i] = b(f(x[i]) * sc);
+}
+__global__ void add_k(bf16* out, const bf16* a, const bf16* bb, size_t n) {
+  const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = b(f(a[i]) + f(bb[i]));
+}
+__global__ void embedding_forward_k(bf16* x, const bf16* emb, const int32_t* tokens, int N, int C) {
+  const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= size_t(N) * C) return;
+  const size_t n = i / C, c = i % C;
+  x[i] = emb[size_t(tokens[n]) * C + c];
+}
+__global__ void embedding_backward_k(float* demb, const float* dx, const int32_t* tokens, int N,
+                                     int C) {
+  const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= size_t(N) * C) return;
+  const size_t n = i / C, c = i % C;
+  atomicAdd(demb + size_t(tokens[n]) * C + c, dx[i]);
+}
+__global__ void sum_squares_k(float* out, const float* g, size_t n) {
+  float acc = 0.0f;
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x) {
+    acc += g[i] * g[i];
+  }
+  acc = warp_sum(acc);
+  if (threadIdx.x % 32 == 0) atomicAdd(out, acc);
+}
+
 }  // namespace
+
+void scale(bf16* x, size_t n, float sc, cudaStream_t stream) {
+  scale_k<<<blocks_for(n, 256), 256, 0, stream>>>(x, n, sc);
+}
+void add(bf16* out, const bf16* a, const bf16* bb, size_t n, cudaStream_t s) {
+  add_k<<<blocks_for(n, 256), 256, 0, s>>>(out, a, bb, n);
+}
+void embedding_forward(bf16* x, const bf16* emb, const int32_t* tokens, int N, int C,
+                       cudaStream_t s) {
+  embedding_forward_k<<<blocks_for(size_t(N) * C, 256), 256, 0, s>>>(x, emb, tokens, N, C);
+}
+void embedding_backward(float* demb, const float* dx, const int32_t* tokens, int N, int C,
+                        cudaStream_t s) {
+  embedding_backward_k<<<blocks_for(size_t(N) * C, 256), 256, 0, s>>>(demb, dx, tokens, N, C);
+}
+void sum_squares(float* out, const float* g, size_t n, cudaStream_t s) {
+  const unsigned blocks = unsigned(std::min<size_t>(blocks_for(n, 256), 1024));
+  sum_squares_k<<<blocks, 256, 0, s>>>(out, g, n);
+}
 
 void rmsnorm_forward(bf16* y, float* rstd, const bf16* x, const bf16* w, int N, int C, float eps,
                      cudaStream_t s) {

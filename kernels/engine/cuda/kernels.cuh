@@ -34,6 +34,7 @@ void attention_backward(float* dq, float* dk, float* dv, const bf16* dy, const b
                         int H, int KV, int hd, cudaStream_t s);
 
 // Fused softmax cross-entropy: losses[n] and dlogits = (softmax - onehot) * scale, in bf16.
+// dlogits may alias logits (the training step overwrites the logits with their gradient).
 void cross_entropy(float* losses, bf16* dlogits, const bf16* logits, const int32_t* targets, int N,
                    int V, float scale, cudaStream_t s);
 
@@ -42,6 +43,18 @@ void adamw(float* w, bf16* w16, const float* g, float* m, float* v, size_t n, fl
            float beta2, float eps, float weight_decay, float grad_scale, int64_t t, cudaStream_t s);
 
 void to_bf16(bf16* out, const float* in, size_t n, cudaStream_t s);
+// x *= s (bf16)
+void scale(bf16* x, size_t n, float s, cudaStream_t stream);
+// out = a + b (bf16, fp32 arithmetic); out may alias a.
+void add(bf16* out, const bf16* a, const bf16* b, size_t n, cudaStream_t s);
+// x[n, :] = emb[tokens[n], :]
+void embedding_forward(bf16* x, const bf16* emb, const int32_t* tokens, int N, int C,
+                       cudaStream_t s);
+// demb[tokens[n], :] += dx[n, :] (fp32 atomics)
+void embedding_backward(float* demb, const float* dx, const int32_t* tokens, int N, int C,
+                        cudaStream_t s);
+// *out += sum of squares of g (fp32 atomics; *out must be zeroed by the caller)
+void sum_squares(float* out, const float* g, size_t n, cudaStream_t s);
 void to_f32(float* out, const bf16* in, size_t n, cudaStream_t s);
 
 }  // namespace covenant::engine::cuda
