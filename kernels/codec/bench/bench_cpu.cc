@@ -62,7 +62,7 @@ void run_group(const Group& g, const covenant_config& cfg, uint32_t gather, Timi
   uint64_t size = 0;
   covenant_error err{};
   if (covenant_payload_size(spec.data(), spec.size(), &cfg, &size, &err)) die("size", err);
-  // G payloads: compress G times (the error buffer evolves, so the payloads differ); time each.
+  // Compress three times (the error buffer evolves, so the payloads differ); best time counts.
   std::vector<std::vector<uint8_t>> payloads(gather, std::vector<uint8_t>(size));
   double best = 1e30;
   for (uint32_t p = 0; p < gather; ++p) {
@@ -73,7 +73,7 @@ void run_group(const Group& g, const covenant_config& cfg, uint32_t gather, Timi
       die("compress", err);
     double dt = now() - t0;
     if (dt < best) best = dt;
-    if (p >= 2 && p + 1 < gather) {  // the rest are copies with perturbed values: cheaper to make
+    if (p >= 2 && p + 1 < gather) {  // three distinct payloads; the rest repeat the third
       for (uint32_t q = p + 1; q < gather; ++q) payloads[q] = payloads[p];
       break;
     }
