@@ -1,51 +1,83 @@
-// `make demo`: brings the whole system up on this machine and keeps it running
-// until Ctrl-C. Every server listens on 127.0.0.1 only and is stopped on exit.
+// `make demo`: the whole system on this machine and a real training run end to end.
+// A TrainingRun of llama3-tiny with three miners and a validator is applied with
+// kubectl; the operator creates the worker pods; a node agent runs them as local
+// processes on fake B200 nodes; the workers train on text found on this machine and
+// exchange SparseLoCo payloads over NATS. Progress is printed as it happens.
+// Every server listens on 127.0.0.1 only and is stopped on exit.
 //
-//   --once   bring everything up, print the summary, then stop (used by tests)
+//   --rounds N   rounds to train (default 12)
+//   --once       stop everything when the run completes (default: keep it up until Ctrl-C)
 import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { startKube } from "./stack/kube.ts";
-import { startNats } from "./stack/nats.ts";
 import { repoRoot } from "./stack/paths.ts";
-import { startPrometheus } from "./stack/prometheus.ts";
+import { startSystem } from "./system.ts";
 
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+};
 const once = process.argv.includes("--once");
-const step = (what: string) => process.stdout.write(`\n==> ${what}\n`);
+const rounds = arg("--rounds", 12);
 const started = Date.now();
+const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s`;
+const say = (line: string) => process.stdout.write(`${elapsed()}  ${line}\n`);
 
-step("starting the control plane (etcd, kube-apiserver, kube-scheduler, kube-controller-manager)");
-const kube = await startKube({ scheduler: true, controllerManager: true });
+const system = await startSystem({
+  run: "demo",
+  miners: 3,
+  rounds,
+  innerSteps: 8,
+  roundDeadlineSeconds: 20,
+  say,
+});
+let stopping = false;
+const shutdown = async (code: number) => {
+  if (stopping) return;
+  stopping = true;
+  say("stopping everything");
+  await system.stop();
+  process.exit(code);
+};
+process.once("SIGINT", () => void shutdown(0));
+process.once("SIGTERM", () => void shutdown(0));
+
 const demoDir = join(repoRoot, "build", "demo");
 mkdirSync(demoDir, { recursive: true });
 const kubeconfig = join(demoDir, "kubeconfig");
-copyFileSync(kube.kubeconfigPath, kubeconfig);
-console.log(`    API server ${kube.server}`);
+copyFileSync(system.kube.kubeconfigPath, kubeconfig);
+say(`the system is up. In another terminal:
 
-step("starting nats-server with JetStream");
-const nats = await startNats();
-console.log(`    NATS ${nats.url}   monitoring ${nats.monitorUrl}`);
-
-step("starting Prometheus");
-const prom = await startPrometheus({ targets: [] });
-console.log(`    Prometheus ${prom.url}`);
-
-console.log(`
-The local system is up (${((Date.now() - started) / 1000).toFixed(1)} s). Point kubectl at it:
-
-    export KUBECONFIG=${kubeconfig}
-    export PATH=${join(repoRoot, "bin")}:$PATH
-    kubectl get namespaces
+      export KUBECONFIG=${kubeconfig} PATH=${join(repoRoot, "bin")}:$PATH
+      kubectl get trainingruns,covenantpeers,pods -o wide
+      kubectl describe trainingrun demo
+      curl -s '${system.prom.url}/api/v1/query?query=covenant_worker_loss'
 `);
 
-const shutdown = async () => {
-  step("stopping");
-  await prom.stop();
-  await nats.stop();
-  await kube.stop();
-  process.exit(0);
-};
-if (once) await shutdown();
-console.log("Press Ctrl-C to stop everything.");
-process.once("SIGINT", shutdown);
-process.once("SIGTERM", shutdown);
-setInterval(() => {}, 1 << 30);
+// The run's status as the operator writes it, whenever it changes.
+let last = "";
+let lossFirst: number | undefined;
+for (;;) {
+  await new Promise((r) => setTimeout(r, 2_000));
+  system.refreshTargets();
+  const run = await system.readRun().catch(() => undefined);
+  const s = run?.status;
+  const line = `TrainingRun demo: phase ${s?.phase ?? "-"}, round ${s?.round ?? 0}/${rounds}, ready peers ${s?.readyPeers ?? 0}/${s?.peers ?? 0}, membership epoch ${s?.membershipEpoch ?? "-"}`;
+  if (line !== last) {
+    say(line);
+    last = line;
+  }
+  const loss = await system.prom.query("avg(covenant_worker_loss)").catch(() => []);
+  if (lossFirst === undefined && loss[0]) lossFirst = loss[0].value;
+  if (s?.phase === "Completed") {
+    const lossLast = loss[0]?.value;
+    say(
+      `the run completed ${rounds} rounds in ${elapsed().trim()}` +
+        (lossFirst !== undefined && lossLast !== undefined
+          ? `; mean miner loss ${lossFirst.toFixed(3)} -> ${lossLast.toFixed(3)} (Prometheus)`
+          : ""),
+    );
+    if (once) await shutdown(0);
+    say("everything stays up for you to explore; Ctrl-C stops it");
+    await new Promise(() => {});
+  }
+}

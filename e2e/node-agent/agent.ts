@@ -33,6 +33,8 @@ export interface NodeAgentOptions {
   commands: Record<string, string[]>;
   /** Environment added to every process (e.g. the demo's NATS URL). */
   extraEnv?: Record<string, string>;
+  /** Environment added to one pod's process, e.g. per-peer credentials the demo wrote to files. */
+  envFor?: (pod: V1Pod) => Record<string, string>;
   /** Status heartbeat period; default 5 s. */
   heartbeatMs?: number;
   /** Pod sync period; default 1 s. */
@@ -245,7 +247,7 @@ export class NodeAgent {
     } catch (err) {
       return fail((err as Error).message);
     }
-    const env = { ...resolveEnv(pod, container, map), ...this.opts.extraEnv };
+    const env = { ...resolveEnv(pod, container, map), ...this.opts.extraEnv, ...this.opts.envFor?.(pod) };
     // Ports are shared on this host: every container port gets a free local port.
     let port: number | undefined;
     if (container.ports?.length) {

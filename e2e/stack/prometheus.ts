@@ -1,5 +1,5 @@
 // A real Prometheus (Debian's package) on loopback, scraping targets the caller names.
-import { writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { get } from "./http.ts";
@@ -22,6 +22,20 @@ export interface PrometheusOptions {
   scrapeIntervalSec?: number;
   /** Alerting/recording rule files to load. */
   ruleFiles?: string[];
+  /** Also scrape the targets listed in this file_sd file (job "discovered"), re-read every second. */
+  fileSd?: string;
+}
+
+export interface DiscoveredTarget {
+  targets: string[];
+  labels?: Record<string, string>;
+}
+
+/** Writes a file_sd target file atomically (Prometheus picks it up within a second). */
+export function writeTargets(file: string, targets: DiscoveredTarget[]): void {
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, JSON.stringify(targets));
+  renameSync(tmp, file);
 }
 
 export interface Sample {
@@ -48,11 +62,16 @@ export async function startPrometheus(opts: PrometheusOptions = {}): Promise<Pro
     stringify({
       global: { scrape_interval: interval, evaluation_interval: interval },
       rule_files: opts.ruleFiles ?? [],
-      scrape_configs: jobs.map((j) => ({
-        job_name: j.job,
-        metrics_path: j.metricsPath ?? "/metrics",
-        static_configs: [{ targets: j.targets }],
-      })),
+      scrape_configs: [
+        ...jobs.map((j) => ({
+          job_name: j.job,
+          metrics_path: j.metricsPath ?? "/metrics",
+          static_configs: [{ targets: j.targets }],
+        })),
+        ...(opts.fileSd
+          ? [{ job_name: "discovered", file_sd_configs: [{ files: [opts.fileSd], refresh_interval: "1s" }] }]
+          : []),
+      ],
     }),
   );
   const url = `http://127.0.0.1:${port}`;
