@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Training engine benchmarks (make bench-engine). CPU: llama3-tiny training tokens/s at the
-# machine's thread count and at one thread. GPU rows need a CUDA device and the GPU training
-# step, which is not wired yet; they say so instead of printing a number.
+# machine's thread count and at one thread. GPU: llama3-150m and llama3-1b training steps of
+# the engine next to PyTorch eager and torch.compile of the same model, when a GPU is present.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BIN="${COVENANT_ENGINE_BIN:-$ROOT/kernels/build/engine/covenant-engine}"
@@ -14,8 +14,15 @@ echo "# engine benchmarks on $(uname -m), $THREADS threads, $(date -u +%Y-%m-%dT
 echo "# load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 OMP_NUM_THREADS="$THREADS" "$BIN" bench --preset llama3-tiny --batch 8 --seq 256 --steps 5
 OMP_NUM_THREADS=1 "$BIN" bench --preset llama3-tiny --batch 8 --seq 256 --steps 3
-if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-  echo "GPU found ($(nvidia-smi -L | head -n1)); the GPU benchmark program is not written yet: llama3-150m / llama3-1b rows not run"
+GPU_BENCH="${COVENANT_ENGINE_GPU_BENCH:-$ROOT/kernels/build/engine/cuda/engine_bench_gpu}"
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && [[ -x "$GPU_BENCH" ]]; then
+  echo "# $(nvidia-smi -L | head -n1)"
+  for run in "llama3-150m 8 1024" "llama3-1b 4 1024"; do
+    set -- $run
+    "$GPU_BENCH" "$1" "$2" "$3" 10 || echo "$1 engine: failed"
+    python3 "$ROOT/kernels/engine/scripts/torch_bench.py" --preset "$1" --batch "$2" --seq "$3" ||
+      echo "$1 torch: not run (PyTorch with CUDA not available)"
+  done
 else
-  echo "llama3-150m, llama3-1b (GPU, PyTorch eager, torch.compile): not run: no GPU lent"
+  echo "llama3-150m, llama3-1b (engine GPU, PyTorch eager, torch.compile): not run: no GPU lent"
 fi
