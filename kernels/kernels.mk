@@ -18,7 +18,7 @@ $(KERNELS_BUILD)/CMakeCache.txt: kernels/CMakeLists.txt
 	cmake -S kernels -B $(KERNELS_BUILD) -G Ninja $(KERNELS_CMAKE_FLAGS) >/dev/null
 
 kernels-build: $(KERNELS_BUILD)/CMakeCache.txt ## build the native engine (CPU, and CUDA when nvcc is available)
-	cmake --build $(KERNELS_BUILD)
+	cmake --build $(KERNELS_BUILD) -j2
 
 test-kernels: kernels-build
 	@mkdir -p $(RESULTS)
