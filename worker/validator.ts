@@ -33,6 +33,8 @@ export interface ValidatorReport {
 export class Validator {
   ratings = new Map<string, PeerRating>();
   readonly #inbox = new Map<number, StreamMessage[]>();
+  /** Stream sequences already taken in (by the consumer or a sweep). */
+  readonly #taken = new Set<number>();
   #pending: Record<string, RejectReason> = {};
   #openedMs = Date.now();
   /** Rounds up to this one are closed: their announcements are late. */
@@ -58,7 +60,8 @@ export class Validator {
         this.#abort.signal,
       )) {
         const round = Number(m.subject.split(".")[3]);
-        if (!Number.isSafeInteger(round)) continue;
+        if (!Number.isSafeInteger(round) || this.#taken.has(m.seq)) continue;
+        this.#taken.add(m.seq);
         if (round <= this.#closed) {
           // Announcements stored before this validator started were judged by its predecessor.
           if (m.storedMs >= startedMs) this.#late(m, round);
@@ -76,6 +79,20 @@ export class Validator {
   async stop(): Promise<void> {
     this.#abort.abort();
     await this.#consuming;
+  }
+
+  /** Reads the announcements of `hotkeys` for `round` straight from the stream. */
+  async #sweep(round: number, hotkeys: readonly string[]): Promise<void> {
+    const r = this.replica;
+    for (const h of hotkeys) {
+      const m = await r.bus.lastMessage(r.bus.names.submit(round, h)).catch(() => undefined);
+      if (!m) continue;
+      if (this.#taken.has(m.seq)) continue;
+      this.#taken.add(m.seq);
+      const list = this.#inbox.get(round) ?? [];
+      list.push(m);
+      this.#inbox.set(round, list);
+    }
   }
 
   /** An announcement for a closed round: late when it verifies, else its own reason. */
@@ -105,14 +122,26 @@ export class Validator {
     const assignment = assignShards(r.bus.names.run, cfg.data.shards, members);
     // Members without a shard have nothing to train on and are not waited for.
     const expected = members.filter((h) => (assignment.get(h)?.length ?? 0) > 0);
-    // Wait for every expected member's announcement or the deadline.
-    while (!signal.aborted && Date.now() < deadline) {
+    // Wait for every expected member's announcement or the deadline. The stream consumer
+    // delivers them; once a second the stream is also asked directly, so a consumer that
+    // is catching up after a reconnect cannot make a member look absent.
+    let swept = Date.now();
+    const missing = () => {
       const seen = new Set((this.#inbox.get(round) ?? []).map((m) => m.subject.split(".").at(-1)));
-      if (expected.length > 0 && expected.every((h) => seen.has(h))) break;
+      return expected.filter((h) => !seen.has(h));
+    };
+    while (!signal.aborted && Date.now() < deadline) {
+      if (expected.length > 0 && missing().length === 0) break;
+      if (Date.now() - swept > 1000) {
+        await this.#sweep(round, missing());
+        swept = Date.now();
+        continue;
+      }
       await new Promise((res) => setTimeout(res, 100));
     }
+    await this.#sweep(round, missing());
     this.#closed = round;
-    const arrived = this.#inbox.get(round) ?? [];
+    const arrived = (this.#inbox.get(round) ?? []).sort((a, b) => a.seq - b.seq);
     this.#inbox.delete(round);
     const rejected: Record<string, RejectReason> = { ...this.#pending };
     this.#pending = {};

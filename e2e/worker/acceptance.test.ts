@@ -203,7 +203,7 @@ describe(
             `copy-${round}`,
           );
         } else if (round === killedAt) {
-          await new Promise((r) => setTimeout(r, 300));
+          // Killed as the round opens: while it applies the last round or trains this one.
           await workers.get("Bob")!.proc.kill();
         } else if (round === natsRestartAt) {
           await new Promise((r) => setTimeout(r, 300));
@@ -259,6 +259,9 @@ describe(
         assert.ok(chosen.length >= 2, `round ${r} aggregated ${chosen.length} payloads`);
       }
       const bob = run.identity("Bob").hotkey;
+      const whileDown = selections.get(restartedAfter)!.selected.map((p) => p.hotkey);
+      assert.equal(whileDown.length, 2, "the round completes with the two others while Bob is down");
+      assert.ok(!whileDown.includes(bob));
       assert.ok(
         [...selections.values()].some(
           (s) => s.round > restartedAfter && s.selected.some((p) => p.hotkey === bob),
@@ -270,7 +273,10 @@ describe(
       for (let r = 0; r < ROUNDS; r++) {
         const digests = beats.filter((b) => b.appliedRound === r);
         const peers = new Set(digests.map((b) => b.hotkey));
-        assert.ok(peers.size >= 3, `round ${r}: ${peers.size} peers reported weights`);
+        assert.ok(
+          peers.size >= 3,
+          `round ${r}: ${peers.size} peers reported weights (${[...peers].map((h) => h.slice(0, 8)).join(",")})`,
+        );
         assert.equal(
           new Set(digests.map((b) => b.weights)).size,
           1,

@@ -65,6 +65,8 @@ export class BusClient {
   readonly #js: JetStreamClient;
   readonly #objm: Objm;
   readonly #stores = new Map<string, ObjectStore>();
+  /** Called after every reconnect (consumers restart from where they were). */
+  readonly #onReconnect = new Set<() => void>();
   #kv: KV | undefined;
 
   private constructor(
@@ -92,12 +94,12 @@ export class BusClient {
       pingInterval: 5_000,
     });
     const client = new BusClient(nc, opts);
-    if (opts.onStatus) {
-      const onStatus = opts.onStatus;
-      void (async () => {
-        for await (const s of nc.status()) onStatus(s.type);
-      })();
-    }
+    void (async () => {
+      for await (const s of nc.status()) {
+        opts.onStatus?.(s.type);
+        if (s.type === "reconnect") for (const f of client.#onReconnect) f();
+      }
+    })();
     return client;
   }
 
@@ -203,22 +205,46 @@ export class BusClient {
     );
   }
 
-  /** Messages of the run's stream matching `filter`, from the first kept one, as they arrive. */
+  /**
+   * Messages of the run's stream matching `filter`, from the first kept one, as they
+   * arrive. The consumer is recreated from the next sequence after a reconnect or if
+   * it ends, so a server restart loses nothing and repeats nothing.
+   */
   async *messages(filter: string, signal?: AbortSignal): AsyncGenerator<StreamMessage> {
-    const consumer = await this.#retry(`consume ${filter}`, () =>
-      this.#js.consumers.get(this.names.stream, {
-        filter_subjects: [filter],
-        deliver_policy: DeliverPolicy.All,
-      }),
-    );
-    const iter = await consumer.consume({ max_messages: 256 });
-    const stop = () => void iter.stop();
-    signal?.addEventListener("abort", stop, { once: true });
-    try {
-      for await (const m of iter) yield toStreamMessage(m);
-    } finally {
-      signal?.removeEventListener("abort", stop);
-      await iter.close().catch(() => undefined);
+    let next = 1;
+    while (!signal?.aborted && !this.nc.isClosed()) {
+      let iter: Awaited<ReturnType<Awaited<ReturnType<JetStreamClient["consumers"]["get"]>>["consume"]>>;
+      try {
+        const consumer = await this.#retry(`consume ${filter}`, () =>
+          this.#js.consumers.get(this.names.stream, {
+            filter_subjects: [filter],
+            deliver_policy: DeliverPolicy.StartSequence,
+            opt_start_seq: next,
+          }),
+        );
+        iter = await consumer.consume({ max_messages: 256 });
+      } catch (err) {
+        if (signal?.aborted || this.nc.isClosed()) return;
+        if (!isTransient(err)) throw err;
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      const stop = () => void iter.stop();
+      signal?.addEventListener("abort", stop, { once: true });
+      this.#onReconnect.add(stop);
+      try {
+        for await (const m of iter) {
+          next = m.seq + 1;
+          yield toStreamMessage(m);
+        }
+      } catch (err) {
+        if (!isTransient(err) && !signal?.aborted) throw err;
+      } finally {
+        signal?.removeEventListener("abort", stop);
+        this.#onReconnect.delete(stop);
+        await iter.close().catch(() => undefined);
+      }
+      if (!signal?.aborted) await new Promise((r) => setTimeout(r, 250));
     }
   }
 

@@ -86,7 +86,7 @@ export function planBus(spec: BusSpec): BusPlan {
       max_age: nanos(retainMs),
       max_msg_size: MAX_BUS_MESSAGE_BYTES,
       // A peer republishing its own subject cannot grow the stream without bound.
-      max_msgs_per_subject: 4,
+      max_msgs_per_subject: 64,
       max_bytes: Math.max(64 * 1024 * 1024, peers.length * spec.retainRounds * 4 * MAX_BUS_MESSAGE_BYTES),
       num_replicas: 1,
     },
