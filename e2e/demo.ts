@@ -5,7 +5,7 @@
 // exchange SparseLoCo payloads over NATS. Progress is printed as it happens.
 // Every server listens on 127.0.0.1 only and is stopped on exit.
 //
-//   --rounds N   rounds to train (default 12)
+//   --rounds N   rounds to train (default 30)
 //   --once       stop everything when the run completes (default: keep it up until Ctrl-C)
 import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -17,7 +17,7 @@ const arg = (name: string, fallback: number) => {
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 };
 const once = process.argv.includes("--once");
-const rounds = arg("--rounds", 12);
+const rounds = arg("--rounds", 30);
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s`;
 const say = (line: string) => process.stdout.write(`${elapsed()}  ${line}\n`);

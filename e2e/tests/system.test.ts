@@ -1,0 +1,109 @@
+// The whole system end to end, as `make demo` runs it: a TrainingRun and its
+// CovenantPeers applied with kubectl become worker pods (operator), run as
+// processes on B200 nodes (node agent), train llama3-tiny on text from this machine
+// over NATS, and the run's progress comes back into its status until Completed.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
+import { startSystem, type System } from "../system.ts";
+import { waitFor } from "../stack/wait.ts";
+
+const ROUNDS = 4;
+
+describe("whole system", { timeout: 600_000 }, () => {
+  let system: System;
+  const lines: string[] = [];
+  before(async () => {
+    system = await startSystem({
+      run: "e2e",
+      miners: 3,
+      rounds: ROUNDS,
+      innerSteps: 8,
+      roundDeadlineSeconds: 20,
+      say: (l) => lines.push(l),
+    });
+  });
+  after(async () => {
+    await system?.stop();
+  });
+
+  test("the operator's worker pods train the run to completion with identical weights", async () => {
+    // Pods come from the operator, one per peer, each on its own B200 node (8 GPUs each).
+    const core = system.kube.kubeConfig().makeApiClient(CoreV1Api);
+    const seen = new Map<string, V1Pod>();
+    const workers = await waitFor(
+      "a worker pod bound for each of the four peers",
+      async () => {
+        for (const p of (await core.listNamespacedPod({ namespace: "default" })).items) {
+          const peer = p.metadata?.labels?.["covenant.io/peer"];
+          if (peer && p.spec?.nodeName && !seen.has(peer)) seen.set(peer, p);
+        }
+        return seen.size === 4 ? [...seen.values()] : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 250 },
+    );
+    assert.ok(workers.every((p) => p.metadata?.ownerReferences?.[0]?.kind === "CovenantPeer"));
+    assert.equal(new Set(workers.map((p) => p.spec?.nodeName)).size, 4);
+    assert.ok(workers.every((p) => p.spec?.containers[0]?.resources?.limits?.["nvidia.com/gpu"] === "8"));
+
+    const run = await waitFor(
+      "TrainingRun Completed",
+      async () => {
+        system.refreshTargets();
+        const r = await system.readRun();
+        return r.status?.phase === "Completed" ? r : undefined;
+      },
+      { timeoutMs: 420_000, intervalMs: 1_000 },
+    );
+    assert.equal(run.status?.round, ROUNDS);
+    assert.equal(run.status?.membershipEpoch, 1);
+    assert.equal(run.status?.activePeers?.length, 3);
+
+    // Every replica (3 miners and the validator) ends each round on the same weights.
+    const last = ROUNDS - 1;
+    const lastRound = () =>
+      lines
+        .map((l) =>
+          new RegExp(
+            `^\\[(\\S+)\\] .* round ${last}: (?:applied|\\d+ submissions).* weights ([0-9a-f]{12})`,
+          ).exec(l),
+        )
+        .filter((m) => m !== null)
+        .map((m) => [m[1], m[2]] as const);
+    // Output is followed from log files, a moment behind the processes.
+    const weights = await waitFor(
+      "every replica's last round",
+      () => (lastRound().length >= 4 ? lastRound() : undefined),
+      {
+        timeoutMs: 10_000,
+      },
+    ).catch(() => lastRound());
+    assert.deepEqual(
+      weights.map(([who]) => who).sort(),
+      ["miner-1", "miner-2", "miner-3", "validator"],
+      lines.slice(-40).join("\n"),
+    );
+    assert.equal(new Set(weights.map(([, w]) => w)).size, 1, JSON.stringify(weights));
+
+    // Training lowers each miner's loss from the first round to the last.
+    for (const miner of ["miner-1", "miner-2", "miner-3"]) {
+      const losses = lines
+        .filter((l) => l.startsWith(`[${miner}]`))
+        .map((l) => /round \d+: trained \d+ steps, loss ([0-9.]+)/.exec(l)?.[1])
+        .filter((x): x is string => x !== undefined)
+        .map(Number);
+      assert.equal(losses.length, ROUNDS, `${miner}: ${losses.join(" ")}`);
+      assert.ok(losses.at(-1)! < losses[0]!, `${miner} loss ${losses.join(" -> ")}`);
+    }
+  });
+
+  test("Prometheus has scraped the operator", async () => {
+    const up = await waitFor("operator scraped", async () => {
+      const r = await system.prom.query('up{job="covenant-operator"}');
+      return r[0]?.value === 1 ? r : undefined;
+    });
+    assert.equal(up.length, 1);
+    const reconciles = await system.prom.query("sum(covenant_reconcile_duration_seconds_count)");
+    assert.ok((reconciles[0]?.value ?? 0) > 0);
+  });
+});
