@@ -69,6 +69,7 @@ describe("local subtensor chain", () => {
       neurons: NEURONS,
       validators: VALIDATORS,
       blockTimeMs: 100,
+      maxPayload: 1 << 20,
     });
     api = await ApiPromise.create({
       provider: new WsProvider(lc.url),
@@ -347,6 +348,18 @@ describe("local subtensor chain", () => {
         assert.equal(batch[1]!.error?.code, -32600);
         assert.equal(await raw.result("system_chain"), "Covenant Local Subtensor");
       });
+    });
+
+    it("closes a connection that sends an oversized message and keeps serving others", async () => {
+      const big = await RawRpc.connect(lc.url);
+      const closed = new Promise<number>((resolve) => big.onClose(resolve));
+      big.sendRaw(
+        JSON.stringify({ jsonrpc: "2.0", id: 1, method: "system_chain", params: ["x".repeat(2 << 20)] }),
+      );
+      const code = await closed;
+      assert.equal(code, 1009);
+      assert.equal(await raw.result("system_chain"), "Covenant Local Subtensor");
+      assert.equal(lc.chain.producerErrors, 0);
     });
 
     it("rejects bad SCALE, a wrong signature and a stale nonce without changing state", async () => {

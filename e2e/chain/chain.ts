@@ -67,6 +67,8 @@ export class Chain extends EventEmitter<ChainEvents> {
   private injected: EventSpec[] = [];
   private stateStorage: StorageMap = new Map();
   private timer: NodeJS.Timeout | undefined;
+  /** Blocks the timer failed to make (a bug if ever non-zero). */
+  producerErrors = 0;
   private readonly retention: number;
   private readonly now: () => number;
 
@@ -95,7 +97,14 @@ export class Chain extends EventEmitter<ChainEvents> {
 
   start(): void {
     if (this.opts.blockTimeMs > 0 && !this.timer) {
-      this.timer = setInterval(() => this.produce(), this.opts.blockTimeMs);
+      this.timer = setInterval(() => {
+        try {
+          this.produce();
+        } catch (e) {
+          this.producerErrors += 1;
+          process.stderr.write(`local chain: block production failed: ${(e as Error).message}\n`);
+        }
+      }, this.opts.blockTimeMs);
     }
   }
   stop(): void {
@@ -169,7 +178,7 @@ export class Chain extends EventEmitter<ChainEvents> {
       const index = extrinsics.length;
       extrinsics.push(tx.hex);
       included.push(tx.hash);
-      const outcome = this.dispatch(state, BigInt(number), tx);
+      const outcome = this.safeDispatch(state, BigInt(number), tx);
       const phase = { ApplyExtrinsic: index };
       if (outcome.ok) {
         for (const event of outcome.events) records.push({ phase, event });
@@ -182,6 +191,15 @@ export class Chain extends EventEmitter<ChainEvents> {
     const block = this.seal(extrinsics, records, this.best.hash);
     for (const h of included) this.emit("included", h, block.hash);
     return block;
+  }
+
+  /** A call whose arguments the dispatch cannot use fails with DispatchError::Other, never the process. */
+  private safeDispatch(state: ChainState, block: bigint, tx: CheckedExtrinsic): DispatchOutcome {
+    try {
+      return this.dispatch(state, block, tx);
+    } catch {
+      return { ok: false, failure: { pallet: "", error: "Other" } };
+    }
   }
 
   private dispatch(state: ChainState, block: bigint, tx: CheckedExtrinsic): DispatchOutcome {
@@ -216,6 +234,8 @@ export class Chain extends EventEmitter<ChainEvents> {
 
   private failed(outcome: Extract<DispatchOutcome, { ok: false }>): EventSpec {
     const { pallet, error } = outcome.failure;
+    if (pallet === "")
+      return { pallet: "System", name: "ExtrinsicFailed", data: [{ Other: null }, DISPATCH_INFO] };
     const camel = pallet[0]!.toLowerCase() + pallet.slice(1);
     const meta = this.rt.decorated.errors[camel]?.[error]?.meta;
     const p = this.rt.metadata.asLatest.pallets.find((x) => x.name.eq(pallet));

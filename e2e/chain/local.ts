@@ -12,6 +12,8 @@ export interface LocalChainOptions extends GenesisOptions {
   blockTimeMs?: number;
   host?: string;
   port?: number;
+  /** Largest JSON-RPC message accepted, in bytes. */
+  maxPayload?: number;
 }
 
 export interface LocalChain {
@@ -29,7 +31,11 @@ export async function startLocalChain(o: LocalChainOptions): Promise<LocalChain>
   const rt = loadRuntime();
   const genesis = await buildGenesis(o);
   const chain = new Chain(rt, { blockTimeMs: o.blockTimeMs ?? 250, genesis });
-  let server = new ChainServer(chain, { host: o.host ?? "127.0.0.1", port: o.port ?? 0 });
+  let server = new ChainServer(chain, {
+    host: o.host ?? "127.0.0.1",
+    port: o.port ?? 0,
+    maxPayload: o.maxPayload,
+  });
   const url = await server.listen();
   const port = Number(new URL(url).port);
   chain.start();
@@ -45,7 +51,7 @@ export async function startLocalChain(o: LocalChainOptions): Promise<LocalChain>
     },
     async restart() {
       await server.close();
-      server = new ChainServer(chain, { host: o.host ?? "127.0.0.1", port });
+      server = new ChainServer(chain, { host: o.host ?? "127.0.0.1", port, maxPayload: o.maxPayload });
       await server.listen();
       chain.start();
     },

@@ -46,6 +46,15 @@ export class RawRpc {
     return r.result as T;
   }
 
+  /** Sends without waiting for a reply. */
+  sendRaw(text: string): void {
+    this.ws.send(text);
+  }
+
+  onClose(fn: (code: number) => void): void {
+    this.ws.once("close", (code) => fn(code));
+  }
+
   close(): void {
     this.ws.close();
   }
