@@ -8,9 +8,7 @@
 //
 // The addon is built by `make kernels-build` into kernels/build/codec/covenant_codec.node;
 // COVENANT_CODEC_ADDON overrides its path.
-import { createRequire } from "node:module";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { addonLoader } from "./addon.ts";
 
 /** Status names of the codec, in the order of their numeric codes. */
 export const CODEC_ERROR_CODES = [
@@ -111,27 +109,7 @@ interface Native {
   wireVersion: number;
 }
 
-function addonPath(): string {
-  const override = process.env["COVENANT_CODEC_ADDON"];
-  if (override) return path.resolve(override);
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  return path.join(here, "..", "build", "codec", "covenant_codec.node");
-}
-
-let native: Native | undefined;
-function load(): Native {
-  if (!native) {
-    const file = addonPath();
-    try {
-      native = createRequire(import.meta.url)(file) as Native;
-    } catch (e) {
-      throw new Error(
-        `cannot load the codec addon ${file} (${(e as Error).message}); build it with \`make kernels-build\``,
-      );
-    }
-  }
-  return native;
-}
+const load = addonLoader<Native>({ what: "codec", envVar: "COVENANT_CODEC_ADDON", buildPath: "codec/covenant_codec.node" });
 
 function isCodecStatus(v: unknown): v is CodecErrorCode {
   return typeof v === "string" && v !== "ok" && (CODEC_ERROR_CODES as readonly string[]).includes(v);

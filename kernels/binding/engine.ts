@@ -7,9 +7,7 @@
 //
 // The addon is built by `make kernels-build` into kernels/build/engine/covenant_engine.node;
 // COVENANT_ENGINE_ADDON overrides its path.
-import { createRequire } from "node:module";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { addonLoader } from "./addon.ts";
 
 /** Shape of the model. Field names match the engine's presets (see docs/engine.md). */
 export interface ModelConfig {
@@ -111,27 +109,7 @@ interface Native {
   presets(): Record<PresetName, PresetInfo>;
 }
 
-function addonPath(): string {
-  const override = process.env["COVENANT_ENGINE_ADDON"];
-  if (override) return path.resolve(override);
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  return path.join(here, "..", "build", "engine", "covenant_engine.node");
-}
-
-let native: Native | undefined;
-function load(): Native {
-  if (!native) {
-    const file = addonPath();
-    try {
-      native = createRequire(import.meta.url)(file) as Native;
-    } catch (e) {
-      throw new Error(
-        `cannot load the engine addon ${file} (${(e as Error).message}); build it with \`make kernels-build\``,
-      );
-    }
-  }
-  return native;
-}
+const load = addonLoader<Native>({ what: "engine", envVar: "COVENANT_ENGINE_ADDON", buildPath: "engine/covenant_engine.node" });
 
 /** Every preset with its parameter count and fp32 training memory. */
 export function presets(): Record<PresetName, PresetInfo> {

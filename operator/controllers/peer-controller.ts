@@ -147,6 +147,15 @@ export async function reconcilePeer(
     await deletePod(ctx.client, d.pod, d.force);
     ctx.log.info("deleted worker pod", { pod: d.pod.metadata?.name, reason: d.reason, force: d.force });
   }
+  if (plan.apply && (await podExistsUncached(ctx, plan.apply))) {
+    // The pod cache is behind the server (our own create has not arrived yet): a plan made
+    // from it would re-apply the pod and write status from a stale picture. Its watch event
+    // is on the way and wakes this key; the requeue is a safety net.
+    ctx.log.debug("pod exists but is not cached yet; waiting for the cache", {
+      pod: plan.apply.metadata?.name,
+    });
+    return { requeueAfterMs: 1000 };
+  }
   if (plan.apply) {
     await applyObject(ctx.client, CORE.pods, plan.apply, { fieldManager: ctx.fieldManager });
     ctx.log.info("applied worker pod", { pod: plan.apply.metadata?.name });
@@ -166,4 +175,10 @@ export async function reconcilePeer(
   }
   for (const e of plan.events) ctx.recorder.event(cached, e.type, e.reason, e.message);
   return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : undefined;
+}
+
+/** A read past the cache, made only before creating a pod (rare), so that a lagging cache never recreates one. */
+async function podExistsUncached(ctx: ReconcileContext, pod: V1Pod): Promise<boolean> {
+  const live = await ctx.client.getOrUndefined<V1Pod>(CORE.pods, pod.metadata?.namespace, pod.metadata!.name!);
+  return live !== undefined;
 }

@@ -85,6 +85,25 @@ describe("planPeer", () => {
     assert.equal(later.status.podReplacements, 3);
   });
 
+  it("counts a lost pod that the cache shows mid-way through its forced deletion", () => {
+    // The API server marks a pod it deletes with grace 0 before removing it; a reconcile may
+    // see that state with a stale peer status. The new pod must still carry the count.
+    const stuck = withPodState(pod, { node: "gone", deleting: true });
+    stuck.metadata!.annotations = { ...stuck.metadata?.annotations, "covenant.io/replacements": "1" };
+    const stale = makePeer("alice").status({ podReplacements: 0 }).defaulted();
+    const plan = planPeer(observe({ peer: stale, pods: [stuck] }), opts);
+    assert.equal(plan.deletions[0]?.force, true);
+    assert.equal(plan.apply?.metadata?.annotations?.["covenant.io/replacements"], "2");
+    assert.equal(plan.status.podReplacements, 2);
+  });
+
+  it("never counts backwards when the pod carries less than the status", () => {
+    const running = withPodState(pod, { node: "n1", ready: true });
+    const counted = makePeer("alice").status({ podReplacements: 4 }).defaulted();
+    const plan = planPeer(observe({ peer: counted, pods: [running] }), opts);
+    assert.equal(plan.status.podReplacements, 4);
+  });
+
   it("replaces a pod whose node is gone", () => {
     const plan = planPeer(observe({ pods: [withPodState(pod, { node: "gone", ready: true })] }), opts);
     assert.equal(plan.deletions[0]?.reason, Reason.NodeLost);

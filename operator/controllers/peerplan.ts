@@ -123,6 +123,9 @@ export function planPeer(o: PeerObservation, opts: ControllerOptions): PeerPlan 
     if (pod.metadata?.deletionTimestamp) {
       if (!fate.keep && fate.force) {
         deletions.push({ pod, force: true, reason: fate.reason, message: fate.message });
+        // A forced deletion passes through a terminating state that a cache may show: the
+        // pod still counts, or its replacement would be created with a count one short.
+        if (fate.replacement) replacedCount = Math.max(replacedCount ?? 0, replacementsOf(pod) + 1);
       } else if (pod.metadata.name === workerPodName(peer.metadata.name)) {
         terminatingWithName = true;
       }
@@ -181,7 +184,7 @@ export function planPeer(o: PeerObservation, opts: ControllerOptions): PeerPlan 
       // The old pod still holds the name; its deletion event wakes us, the requeue is a safety net.
       requeue(1000);
     } else {
-      const count = replacedCount ?? peer.status?.podReplacements ?? 0;
+      const count = Math.max(replacedCount ?? 0, peer.status?.podReplacements ?? 0);
       apply = { ...desired, metadata: { ...desired.metadata } };
       apply.metadata!.annotations = {
         ...desired.metadata?.annotations,
@@ -210,7 +213,11 @@ export function planPeer(o: PeerObservation, opts: ControllerOptions): PeerPlan 
   const status: CovenantPeerStatus = {
     observedGeneration: peer.metadata.generation ?? 0,
     conditions: mergeConditions(peer.status?.conditions, conditions, peer.metadata.generation, now),
-    podReplacements: current ? replacementsOf(current) : (replacedCount ?? peer.status?.podReplacements ?? 0),
+    // Never backwards: the larger of what the pod carries and what the status already says.
+    podReplacements: Math.max(
+      current ? replacementsOf(current) : (replacedCount ?? 0),
+      peer.status?.podReplacements ?? 0,
+    ),
   };
   if (current?.metadata?.name) status.podName = current.metadata.name;
   if (current?.spec?.nodeName) status.nodeName = current.spec.nodeName;
