@@ -4,8 +4,8 @@
 CUDA_HOME_LOCAL := $(ROOT)/.cache/cuda/13.0
 CUDA_STAMP := $(CUDA_HOME_LOCAL)/.installed
 
-# clang provides libFuzzer for the codec's fuzz target.
-APT_PACKAGES += clang
+# clang and its runtime (libFuzzer, ASan, UBSan; not pulled in by clang itself) for the fuzz target.
+APT_PACKAGES += clang libclang-rt-14-dev
 # enable_language(CUDA) defines CMAKE_CUDA_ARCHITECTURES (to the compiler's default) before
 # kernels/CMakeLists.txt can default it, so the targets are named here.
 KERNELS_CMAKE_FLAGS += -DCMAKE_CUDA_COMPILER=$(CUDA_HOME_LOCAL)/bin/nvcc -DCUDAToolkit_ROOT=$(CUDA_HOME_LOCAL) \
