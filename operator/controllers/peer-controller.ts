@@ -179,6 +179,10 @@ export async function reconcilePeer(
 
 /** A read past the cache, made only before creating a pod (rare), so that a lagging cache never recreates one. */
 async function podExistsUncached(ctx: ReconcileContext, pod: V1Pod): Promise<boolean> {
-  const live = await ctx.client.getOrUndefined<V1Pod>(CORE.pods, pod.metadata?.namespace, pod.metadata!.name!);
+  const live = await ctx.client.getOrUndefined<V1Pod>(
+    CORE.pods,
+    pod.metadata?.namespace,
+    pod.metadata!.name!,
+  );
   return live !== undefined;
 }
