@@ -67,13 +67,14 @@ for (;;) {
     last = line;
   }
   const loss = await system.prom.query("avg(covenant_worker_loss)").catch(() => []);
-  if (lossFirst === undefined && loss[0]) lossFirst = loss[0].value;
+  // The gauge reads 0 until a miner has finished its first round.
+  if (lossFirst === undefined && loss[0] && loss[0].value > 0) lossFirst = loss[0].value;
   if (s?.phase === "Completed") {
     const lossLast = loss[0]?.value;
     say(
       `the run completed ${rounds} rounds in ${elapsed().trim()}` +
         (lossFirst !== undefined && lossLast !== undefined
-          ? `; mean miner loss ${lossFirst.toFixed(3)} -> ${lossLast.toFixed(3)} (Prometheus)`
+          ? `; mean miner loss, first and last scraped by Prometheus: ${lossFirst.toFixed(3)} -> ${lossLast.toFixed(3)}`
           : ""),
     );
     if (once) await shutdown(0);

@@ -54,7 +54,8 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
   );
   const log = consoleLog(`[${opts.role} ${pair.address.slice(0, 8)}]`);
   const metrics = workerMetrics({ run: cfg.run.name, role: opts.role });
-  const server = await serveMetrics(metrics.registry, opts.metricsPort, opts.metricsHost);
+  let notReady: string | undefined = "connecting to the bus";
+  const server = await serveMetrics(metrics.registry, opts.metricsPort, opts.metricsHost, () => notReady);
   log.info(`metrics on http://${opts.metricsHost}:${(server.address() as AddressInfo).port}/metrics`);
 
   const bus = await BusClient.connect({
@@ -79,7 +80,9 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
       fail("no validator to follow: pass --validator or publish one under 'validator' in the state bucket");
     const replica = new Replica(cfg, bus, kernels.engine, kernels.codec, validator, metrics, log);
     const lastRound = Math.min(cfg.rounds - 1, opts.untilRound ?? Number.MAX_SAFE_INTEGER);
+    notReady = "catching up with the run";
     await replica.catchUp(signal);
+    notReady = undefined;
     log.info(`joined run ${cfg.run.name} at round ${replica.round} (weights ${replica.digest.slice(0, 12)})`);
     const miner = opts.role === "miner" ? new Miner(replica, pair) : undefined;
     const val = opts.role === "validator" ? new Validator(replica, pair) : undefined;
@@ -134,13 +137,16 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
         if (err instanceof OutOfSync) {
           log.warn(`${err.message}; catching up`);
           miner?.resetErrorFeedback();
+          notReady = "catching up with the run";
           await new Promise((r) => setTimeout(r, 1000));
           await replica.catchUp(signal);
+          notReady = undefined;
           continue;
         }
         throw err;
       }
     }
+    notReady = "stopping";
     await val?.stop();
     log.info(`stopped at round ${replica.round}`);
   } finally {

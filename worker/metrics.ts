@@ -86,7 +86,19 @@ export function workerMetrics(labels: { run: string; role: string }) {
 
 export type WorkerMetrics = ReturnType<typeof workerMetrics>;
 
-export async function serveMetrics(registry: Registry, port: number, host = "0.0.0.0"): Promise<Server> {
+/** Why the worker is not ready (undefined when it is): what its pod's readiness probe reads. */
+export type Readiness = () => string | undefined;
+
+/**
+ * Serves /metrics, /healthz (the process answers) and /readyz (200 while the worker is in
+ * step with the run and contributing; 503 with the reason while it connects, catches up or stops).
+ */
+export async function serveMetrics(
+  registry: Registry,
+  port: number,
+  host = "0.0.0.0",
+  notReady: Readiness = () => undefined,
+): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.url === "/metrics") {
       registry
@@ -102,6 +114,10 @@ export async function serveMetrics(registry: Registry, port: number, host = "0.0
     } else if (req.url === "/healthz") {
       res.writeHead(200);
       res.end("ok");
+    } else if (req.url === "/readyz") {
+      const why = notReady();
+      res.writeHead(why === undefined ? 200 : 503);
+      res.end(why === undefined ? "ok" : `not ready: ${why}`);
     } else {
       res.writeHead(404);
       res.end();

@@ -8,7 +8,8 @@ import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import { startSystem, type System } from "../system.ts";
 import { waitFor } from "../stack/wait.ts";
 
-const ROUNDS = 4;
+// Enough rounds for the readiness probes to pass (about a second) well before the run completes.
+const ROUNDS = 12;
 
 describe("whole system", { timeout: 600_000 }, () => {
   let system: System;
@@ -46,15 +47,22 @@ describe("whole system", { timeout: 600_000 }, () => {
     assert.equal(new Set(workers.map((p) => p.spec?.nodeName)).size, 4);
     assert.ok(workers.every((p) => p.spec?.containers[0]?.resources?.limits?.["nvidia.com/gpu"] === "8"));
 
+    // On the way, the workers' readiness probes pass: the run trains with all four peers ready.
+    const phases = new Set<string>();
+    let mostReady = 0;
     const run = await waitFor(
       "TrainingRun Completed",
       async () => {
         system.refreshTargets();
         const r = await system.readRun();
+        if (r.status?.phase) phases.add(r.status.phase);
+        mostReady = Math.max(mostReady, r.status?.readyPeers ?? 0);
         return r.status?.phase === "Completed" ? r : undefined;
       },
-      { timeoutMs: 420_000, intervalMs: 1_000 },
+      { timeoutMs: 420_000, intervalMs: 250 },
     );
+    assert.ok(phases.has("Training"), `phases seen: ${[...phases].join(", ")}`);
+    assert.equal(mostReady, 4, "every worker pod passed its readiness probe");
     assert.equal(run.status?.round, ROUNDS);
     assert.equal(run.status?.membershipEpoch, 1);
     assert.equal(run.status?.activePeers?.length, 3);

@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { get } from "../stack/http.ts";
 import { nodeTs, repoRoot, tempDir } from "../stack/paths.ts";
 import { startLocalRun } from "./harness.ts";
 import type { LocalRun } from "./harness.ts";
@@ -52,7 +53,7 @@ describe("graceful stop", { timeout: 180_000 }, () => {
   });
   after(() => run?.stop());
 
-  test("SIGTERM ends a miner and a validator between steps with exit code 0", async () => {
+  test("a contributing worker is ready; SIGTERM ends a miner and a validator between steps with exit code 0", async () => {
     const val = await run.start("Val");
     const miner = await run.start("Alice");
     const watch = await run.bus.connect("operator", "watch");
@@ -64,6 +65,11 @@ describe("graceful stop", { timeout: 180_000 }, () => {
         await new Promise((r) => setTimeout(r, 100));
       }
       assert.ok(await watch.lastMessage(selection), "round 2 was closed");
+      // In step with the run: the pod's readiness probe passes.
+      for (const w of [miner, val]) {
+        const ready = await get(`http://127.0.0.1:${w.metricsPort}/readyz`);
+        assert.deepEqual([ready.status, ready.body], [200, "ok"]);
+      }
       const exit = await miner.proc.stop(20_000);
       assert.deepEqual(exit, { code: 0, signal: null }, miner.proc.logTail());
       assert.match(miner.proc.logTail(5), /stopped at round \d+/);
