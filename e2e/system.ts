@@ -9,6 +9,8 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
+import { Keyring } from "@polkadot/keyring";
+import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { stringify } from "yaml";
 import type { TrainingRun } from "../operator/api/index.ts";
 import { shardPath, writeShard } from "../worker/shards.ts";
@@ -95,16 +97,28 @@ export async function startSystem(o: SystemOptions): Promise<System> {
       "crd/covenantpeers.covenant.io",
     );
 
-    o.say("starting the local subtensor chain");
-    const chain = await startLocalChain({ netuid: 3, neurons: 0 });
-    stops.push(() => chain.stop());
-    o.say(`    chain ${chain.url}`);
-
     const miners = Array.from({ length: o.miners }, (_, i) => `miner-${i + 1}`);
     const peers = [
       ...miners.map((name) => ({ name, role: "miner" as const })),
       { name: "validator", role: "validator" as const },
     ];
+
+    // The miners' hotkeys are funded and register themselves (spec.chain.register); the
+    // validator registered and staked before the run, as a real one must to hold a permit.
+    o.say("starting the local subtensor chain");
+    await cryptoWaitReady();
+    const keyring = new Keyring({ type: "sr25519", ss58Format: 42 });
+    const address = (name: string) => keyring.addFromUri(`//${name}`).address;
+    const chain = await startLocalChain({
+      netuid: 3,
+      neurons: 0,
+      funded: miners.map(address),
+      registered: [{ hotkey: address("validator"), stake: 1_000_000_000_000n, validatorPermit: true }],
+      // Blocks every 250 ms: let the validator set weights every few rounds.
+      subnet: { weightsSetRateLimit: 2n },
+    });
+    stops.push(() => chain.stop());
+    o.say(`    chain ${chain.url}`);
     o.say("starting nats-server with JetStream and the run's accounts");
     const bus = await startBus({
       run: o.run,
@@ -266,7 +280,7 @@ export function runManifests(
       compression: { chunk: 64, topK: 64, wireFormat: 1 },
       aggregation: { gatherPeers: 20, reserves: 10, minPeers: 1 },
       roundDeadlineSeconds: o.roundDeadlineSeconds,
-      chain: { endpoint: chainUrl, netuid: 3 },
+      chain: { endpoint: chainUrl, netuid: 3, register: true },
       transport: { natsUrl },
       worker: { image: `covenant/worker@sha256:${"0".repeat(64)}` },
       checkpoints: { everyRounds: 5, keep: 3 },

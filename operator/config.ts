@@ -24,6 +24,8 @@ export interface OperatorConfig {
   nodeNotReadyGraceMs: number;
   /** File holding the operator's NATS user nkey seed; undefined: run progress is not followed. */
   natsCreds: string | undefined;
+  /** Follow each run's chain (registration, stake, weights) into peer and run status. */
+  chain: boolean;
 }
 
 interface FlagSpec {
@@ -132,6 +134,13 @@ export const FLAGS: Record<string, FlagSpec> = {
     kind: "string",
     default: "",
     help: "file with the operator's NATS nkey seed; enables run progress (round, membership) from the bus",
+  },
+  chain: {
+    key: "chain",
+    env: "COVENANT_CHAIN",
+    kind: "bool",
+    default: "true",
+    help: "follow each run's subtensor chain (spec.chain) into peer and run status",
   },
 };
 

@@ -8,6 +8,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { ConfigError, parseConfig, usage, type OperatorConfig } from "./config.ts";
 import { registerControllers } from "./controllers/index.ts";
 import { Manager, createLogger, type Logger } from "./kube/index.ts";
+import { addChainController } from "./chain/controller.ts";
 import { addProgressController } from "./progress/controller.ts";
 
 /** The NATS user nkey seed (SU...) in a plain seed file or a .creds file; never logged. */
@@ -50,6 +51,8 @@ export function buildOperator(c: OperatorConfig, log: Logger): Manager {
   const seed = c.natsCreds ? natsSeed(c.natsCreds) : undefined;
   if (seed) addProgressController(mgr, informers.runs, { natsSeed: seed }, log);
   else log.info("run progress from the bus is off: no --nats-creds");
+  if (c.chain) addChainController(mgr, informers, log);
+  else log.info("following the chain is off: --chain=false");
   return mgr;
 }
 

@@ -25,6 +25,9 @@ test("defaults follow the operator's worker pod (COVENANT_METRICS_ADDR, mounted 
   assert.equal(r.options.hotkeyFile, "/etc/covenant/hotkey/hotkey");
   const plain = parseArgs(["--role", "miner"], {});
   assert.ok(plain.ok === true && plain.options.metricsPort === 9400);
+  assert.equal(plain.options.chain, true, "the chain is on unless turned off");
+  const off = parseArgs(["--role", "miner"], { COVENANT_CHAIN: "off" });
+  assert.ok(off.ok === true && off.options.chain === false);
 });
 
 test("bad arguments are named", () => {
@@ -41,6 +44,10 @@ test("bad arguments are named", () => {
     /not a port/,
   );
   assert.match((parseArgs(["--role"], {}) as { error: string }).error, /needs a value/);
+  assert.deepEqual(parseArgs(["--role", "miner", "--chain", "maybe"], {}), {
+    ok: false,
+    error: '--chain must be on or off, got "maybe"',
+  });
   assert.deepEqual(parseArgs(["--help"], {}), { ok: "help" });
 });
 

@@ -21,6 +21,8 @@ export interface WorkerOptions {
   dataDir?: string;
   /** Stop after this round (default: the run's last round). */
   untilRound?: number;
+  /** Take part on the run's chain (register, commit, set weights); off for runs without one. */
+  chain: boolean;
 }
 
 export const USAGE = `covenant-worker: one peer of a Covenant training run
@@ -40,6 +42,8 @@ export const USAGE = `covenant-worker: one peer of a Covenant training run
   --metrics-host HOST   address to listen on (default 0.0.0.0)
   --data-dir DIR        token shards (env COVENANT_DATA_DIR, default: the run's file:// source)
   --until-round N       stop after round N (default: the run's last round)
+  --chain on|off        register, commit the payload location and (validators) set weights on
+                        the run's chain (env COVENANT_CHAIN, default on)
 `;
 
 const FLAGS: Record<string, { env?: string; key: keyof WorkerOptions }> = {
@@ -53,6 +57,7 @@ const FLAGS: Record<string, { env?: string; key: keyof WorkerOptions }> = {
   "--metrics-host": { key: "metricsHost" },
   "--data-dir": { env: "COVENANT_DATA_DIR", key: "dataDir" },
   "--until-round": { key: "untilRound" },
+  "--chain": { env: "COVENANT_CHAIN", key: "chain" },
 };
 
 export type ParseResult =
@@ -97,7 +102,11 @@ export function parseArgs(
     if (!Number.isSafeInteger(untilRound) || untilRound < 0)
       return { ok: false, error: `--until-round ${JSON.stringify(raw.untilRound)} is not a round number` };
   }
+  const chain = raw.chain ?? "on";
+  if (chain !== "on" && chain !== "off")
+    return { ok: false, error: `--chain must be on or off, got ${JSON.stringify(chain)}` };
   const options: WorkerOptions = {
+    chain: chain === "on",
     configFile: raw.configFile ?? `${RUN_CONFIG_DIR}/${RUN_CONFIG_FILE}`,
     hotkeyFile: raw.hotkeyFile ?? `${HOTKEY_DIR}/${HOTKEY_FILE}`,
     role,

@@ -10,6 +10,7 @@ import type { ResolvedRunConfig } from "../operator/api/runconfig.ts";
 import { BusClient } from "../operator/bus/client.ts";
 import { parseArgs, runConfigProblems, USAGE, localDataDir } from "./config.ts";
 import type { WorkerOptions } from "./config.ts";
+import { ChainDuties } from "./chain/duties.ts";
 import { consoleLog } from "./log.ts";
 import { serveMetrics, workerMetrics } from "./metrics.ts";
 import { Miner } from "./miner.ts";
@@ -69,6 +70,7 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
     },
   });
   const kernels = await openKernels(cfg, opts.dataDir ?? localDataDir(cfg.data.source), pair.address);
+  let chain: ChainDuties | undefined;
   try {
     let validator = opts.validator;
     if (!validator && opts.role === "validator") validator = pair.address;
@@ -87,6 +89,20 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
     const miner = opts.role === "miner" ? new Miner(replica, pair) : undefined;
     const val = opts.role === "validator" ? new Validator(replica, pair) : undefined;
     val?.start();
+    chain = opts.chain
+      ? new ChainDuties({
+          endpoint: cfg.chain.endpoint,
+          netuid: cfg.chain.netuid,
+          hotkey: pair,
+          register: cfg.chain.register ?? false,
+          payloadLocation: bus.names.payloadBucket(pair.address),
+          setWeightsEveryRounds: val ? cfg.validator.setWeightsEveryRounds : undefined,
+          log,
+          calls: metrics.chainCalls,
+        })
+      : undefined;
+    chain?.start();
+    const ratings = () => new Map([...(val?.ratings ?? [])].map(([h, r]) => [h, r.rating]));
     const heartbeat = async (extra: Record<string, unknown> = {}) => {
       const body = {
         hotkey: pair.address,
@@ -133,6 +149,7 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
           await heartbeat({ loss: rep.lossBefore, appliedRound: round });
         }
         metrics.round.set(round);
+        chain?.afterRound(round, val ? ratings : undefined);
       } catch (err) {
         if (err instanceof OutOfSync) {
           log.warn(`${err.message}; catching up`);
@@ -150,6 +167,7 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
     await val?.stop();
     log.info(`stopped at round ${replica.round}`);
   } finally {
+    await chain?.stop();
     kernels.close();
     await bus.close();
     await new Promise((r) => server.close(r));

@@ -73,6 +73,12 @@ export function workerMetrics(labels: { run: string; role: string }) {
       help: "Payloads aggregated in the last round.",
       registers: [registry],
     }),
+    chainCalls: new Counter({
+      name: "covenant_worker_chain_calls_total",
+      help: "Extrinsics this worker submitted to the chain, by call and result.",
+      labelNames: ["call", "result"] as const,
+      registers: [registry],
+    }),
     busReconnects: new Counter({
       name: "covenant_worker_bus_reconnects_total",
       help: "Reconnections to NATS.",

@@ -18,6 +18,11 @@ export interface GenesisOptions {
   /** Accounts (SS58 or hex) to fund with `balance` RAO. */
   funded?: string[];
   balance?: bigint;
+  /**
+   * Hotkeys (SS58) registered at genesis after the seeded neurons, each its own coldkey: a peer
+   * that registered and staked before the run began (a validator needs stake and a permit).
+   */
+  registered?: { hotkey: string; stake?: bigint; validatorPermit?: boolean }[];
 }
 
 export const DEV_BALANCE = 1_000_000_000_000n;
@@ -60,6 +65,15 @@ export async function buildGenesis(o: GenesisOptions): Promise<ChainState> {
     subnet.neurons.push(neuron);
     state.owners.set(neuron.hotkey, neuron.coldkey);
     account(state, neuron.coldkey).free = o.balance ?? DEV_BALANCE;
+  }
+  for (const r of o.registered ?? []) {
+    const key = accountHex(r.hotkey);
+    const neuron = newNeuron(key, key, 0n);
+    neuron.stake = r.stake ?? 0n;
+    neuron.validatorPermit = r.validatorPermit ?? false;
+    subnet.neurons.push(neuron);
+    state.owners.set(key, key);
+    account(state, key).free = o.balance ?? DEV_BALANCE;
   }
   return state;
 }

@@ -4,7 +4,8 @@
 // over NATS, and the run's progress comes back into its status until Completed.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, type V1Pod } from "@kubernetes/client-node";
+import type { CovenantPeer } from "../../operator/api/index.ts";
 import { startSystem, type System } from "../system.ts";
 import { waitFor } from "../stack/wait.ts";
 
@@ -103,6 +104,41 @@ describe("whole system", { timeout: 600_000 }, () => {
       assert.equal(losses.length, ROUNDS, `${miner}: ${losses.join(" ")}`);
       assert.ok(losses.at(-1)! < losses[0]!, `${miner} loss ${losses.join(" -> ")}`);
     }
+  });
+
+  test("the chain: miners registered themselves, the operator follows it into status and Events", async () => {
+    const objects = system.kube.kubeConfig().makeApiClient(CustomObjectsApi);
+    const peers = (
+      (await objects.listNamespacedCustomObject({
+        group: "covenant.io",
+        version: "v1alpha1",
+        namespace: "default",
+        plural: "covenantpeers",
+      })) as { items: CovenantPeer[] }
+    ).items;
+    const registered = peers.map((p) => ({
+      name: p.metadata.name,
+      uid: p.status?.uid,
+      registered: p.status?.conditions?.find((c) => c.type === "Registered")?.status,
+      permit: p.status?.validatorPermit,
+    }));
+    assert.ok(
+      registered.every((p) => p.registered === "True" && typeof p.uid === "number"),
+      JSON.stringify(registered),
+    );
+    // Every peer holds its own uid; the validator's was registered before the run, with a permit.
+    assert.equal(new Set(registered.map((p) => p.uid)).size, 4);
+    assert.equal(registered.find((p) => p.name === "validator")?.permit, true);
+    const run = await system.readRun();
+    assert.equal(run.status?.conditions?.find((c) => c.type === "ChainSynced")?.status, "True");
+    // The validator's set_weights calls reached the chain and came back as Events.
+    const core = system.kube.kubeConfig().makeApiClient(CoreV1Api);
+    const events = await waitFor("a WeightsSet event", async () => {
+      const list = await core.listNamespacedEvent({ namespace: "default" });
+      const found = list.items.filter((e) => e.reason === "WeightsSet");
+      return found.length > 0 ? found : undefined;
+    });
+    assert.equal(events[0]?.involvedObject.name, "validator");
   });
 
   test("Prometheus has scraped the operator", async () => {

@@ -143,6 +143,9 @@ export async function startLocalRun(o: RunOptions): Promise<LocalRun> {
           String(metricsPort),
           "--metrics-host",
           "127.0.0.1",
+          // These runs have no chain (the chain's own tests cover the worker's calls).
+          "--chain",
+          "off",
         ],
         logFile: join(tmp.path, `${name}.log`),
         env: { OMP_NUM_THREADS: "1" },

@@ -215,6 +215,10 @@ export const chainSchema = object("The subtensor chain that holds identities and
     string("WebSocket JSON-RPC endpoint of a subtensor node.", { pattern: "^wss?://.+$", maxLength: 2048 }),
   ),
   netuid: required(integer("Subnet id.", { minimum: 0, maximum: 65535, format: "int32" })),
+  register: boolean(
+    "Workers register their hotkey on the subnet by burning (burned_register) when it holds no uid.",
+    { default: false },
+  ),
 });
 
 export const transportSchema = object("The NATS JetStream cluster that carries payloads.", {

@@ -27,6 +27,8 @@ export interface KubeSinkOptions {
   namespace: string;
   run: string;
   now?: () => Date;
+  /** The namespace's CovenantPeers from a cache; without it every metagraph read lists them from the API. */
+  listPeers?: () => CovenantPeer[];
 }
 
 /** The applied status of one peer: only the fields the bridge owns. */
@@ -56,10 +58,12 @@ export class KubeChainSink implements BridgeSink {
   }
 
   async peers(): Promise<PeerChainInput[]> {
-    const list = await this.o.client.list<CovenantPeer>(COVENANT_PEERS, { namespace: this.o.namespace });
+    const items = this.o.listPeers
+      ? this.o.listPeers()
+      : (await this.o.client.list<CovenantPeer>(COVENANT_PEERS, { namespace: this.o.namespace })).items;
     const out: PeerChainInput[] = [];
     this.byName.clear();
-    for (const p of list.items) {
+    for (const p of items) {
       if (p.spec.runRef.name !== this.o.run) continue;
       this.byName.set(p.metadata.name, p);
       const registered = findCondition(p.status?.conditions, "Registered");

@@ -167,6 +167,12 @@ export class Manager {
   private startedInformers = false;
   /** Aborted when shutdown begins. */
   private readonly lifetime = new AbortController();
+  private readonly stopHooks: (() => Promise<void>)[] = [];
+
+  /** Runs `fn` on shutdown, after the controllers have stopped (to close connections they used). */
+  onStop(fn: () => Promise<void>): void {
+    this.stopHooks.push(fn);
+  }
 
   /**
    * Starts the HTTP server and informers, waits for cache sync, then campaigns for the lease
@@ -236,6 +242,9 @@ export class Manager {
     this.stopReason = reason;
     this.lifetime.abort();
     await Promise.all(this.controllers.map((c) => c.stop()));
+    for (const hook of this.stopHooks) {
+      await hook().catch((e: unknown) => this.log.warn("stop hook failed", { error: e }));
+    }
     await this.recorder.flush();
     if (this.elector) await this.elector.release();
     await Promise.all([...this.informers.values()].map((i) => i.stop()));

@@ -67,11 +67,11 @@ export class WorkerChain {
     return fn as (...args: unknown[]) => SubmittableExtrinsic<"promise">;
   }
 
-  /** The hotkey's uid on the subnet, if registered. */
-  async uid(): Promise<number | undefined> {
+  /** A hotkey's uid on the subnet (this worker's by default), if registered. */
+  async uid(hotkey: string = this.o.hotkey.address): Promise<number | undefined> {
     const q = this.api.query.subtensorModule?.uids;
     if (!q) throw new Error("the chain has no SubtensorModule.Uids");
-    const v = (await q(this.o.netuid, this.o.hotkey.address)) as unknown as {
+    const v = (await q(this.o.netuid, hotkey)) as unknown as {
       isSome: boolean;
       unwrap(): { toNumber(): number };
     };
