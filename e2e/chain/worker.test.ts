@@ -1,13 +1,17 @@
 /**
  * The worker's chain calls against the local chain: register by burning, commit the payload
- * location (once), set weights as validator, and a runtime error surfacing as ChainCallError.
+ * location (once), set weights as validator, and a runtime error surfacing as ChainCallError;
+ * then ChainDuties, the background schedule of those calls that the worker runs.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Keyring } from "@polkadot/keyring";
+import type { Log } from "../../worker/log.ts";
 import { ChainCallError, WorkerChain } from "../../worker/chain/client.ts";
+import { ChainDuties } from "../../worker/chain/duties.ts";
 import { loadHotkey } from "../../worker/chain/keys.ts";
 import { weightsDue, weightsFromScores } from "../../worker/chain/plan.ts";
 import { devKeyring, seededKeys } from "./genesis.ts";
@@ -99,5 +103,106 @@ describe("worker chain calls against the local chain", () => {
       v.setWeights([1], [1]),
       (e: unknown) => e instanceof ChainCallError && e.error === "subtensorModule.SettingWeightsTooFast",
     );
+  });
+
+  describe("ChainDuties", () => {
+    const recordingLog = (): Log & { lines: string[] } => {
+      const lines: string[] = [];
+      return {
+        lines,
+        info: (m) => lines.push(`INFO ${m}`),
+        warn: (m) => lines.push(`WARN ${m}`),
+        error: (m) => lines.push(`ERROR ${m}`),
+      };
+    };
+    const keyring = new Keyring({ type: "sr25519", ss58Format: 42 });
+
+    it("retries a setup that could not connect after the next round, then registers and commits", async () => {
+      const pair = keyring.addFromUri("//covenant/duties/miner");
+      await control.result("covenantTest_setBalance", [pair.address, "5000000000"]);
+      const log = recordingLog();
+      let endpoint = "ws://127.0.0.1:1"; // nothing listens here: the first setup fails
+      const d = new ChainDuties({
+        endpoint: lc.url,
+        netuid: NETUID,
+        hotkey: pair,
+        register: true,
+        payloadLocation: "covenant-demo-p-duties",
+        log,
+        timeoutMs: 20_000,
+        connect: (o) => WorkerChain.connect({ ...o, endpoint }),
+      });
+      d.start();
+      await d.idle();
+      assert.ok(
+        log.lines.some((l) => l.startsWith("WARN chain: cannot connect")),
+        log.lines.join("\n"),
+      );
+      endpoint = lc.url;
+      d.afterRound(0);
+      await d.idle();
+      assert.equal(typeof d.uid, "number", log.lines.join("\n"));
+      const check = await worker("//covenant/duties/miner");
+      assert.equal(await check.uid(), d.uid);
+      assert.equal(await check.committedLocation(), "covenant-demo-p-duties");
+      await d.stop();
+    });
+
+    it("does not register unless the run says so, and says so once", async () => {
+      const pair = keyring.addFromUri("//covenant/duties/unregistered");
+      const log = recordingLog();
+      const d = new ChainDuties({
+        endpoint: lc.url,
+        netuid: NETUID,
+        hotkey: pair,
+        register: false,
+        payloadLocation: "bucket",
+        log,
+      });
+      d.start();
+      await d.idle();
+      d.afterRound(0);
+      await d.idle();
+      assert.equal(d.uid, undefined);
+      assert.equal(log.lines.filter((l) => l.includes("is not registered")).length, 1, log.lines.join("\n"));
+      await d.stop();
+    });
+
+    it("a validator sets weights when due, from the ratings of registered hotkeys", async () => {
+      await control.result("covenantTest_setSubnetParams", [NETUID, { weightsSetRateLimit: "0" }]);
+      const v = seededKeys(devKeyring(), 0).hot;
+      const log = recordingLog();
+      const d = new ChainDuties({
+        endpoint: lc.url,
+        netuid: NETUID,
+        hotkey: v,
+        register: false,
+        payloadLocation: "validator-bucket",
+        setWeightsEveryRounds: 2,
+        log,
+      });
+      const hot = (i: number) => seededKeys(devKeyring(), i).hot.address;
+      const scores = () =>
+        new Map([
+          [hot(1), 0.5],
+          [hot(2), 0.25],
+          [keyring.addFromUri("//covenant/duties/nobody").address, 1],
+        ]);
+      d.start();
+      d.afterRound(1, scores); // not due
+      d.afterRound(2, scores); // due while the setup is in flight: set after it
+      await d.idle();
+      await d.stop();
+      assert.ok(
+        log.lines.some((l) => l.includes("round 2: set weights for uids [1,2]")),
+        log.lines.join("\n"),
+      );
+      const reader = await worker("//covenant/duties/reader");
+      const stored = (await reader.api.query.subtensorModule!.weights!(NETUID, 0)).toJSON();
+      assert.deepEqual(stored, [
+        [1, 65535],
+        [2, 32768],
+      ]);
+    });
   });
 });
