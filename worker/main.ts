@@ -18,6 +18,9 @@ import { openKernels } from "./native.ts";
 import { OutOfSync, Replica } from "./replica.ts";
 import { Validator } from "./validator.ts";
 
+/** Heartbeat period; well inside the operator's default heartbeat grace (30 s). */
+const HEARTBEAT_MS = 10_000;
+
 function fail(msg: string): never {
   process.stderr.write(`covenant-worker: ${msg}\n`);
   process.exit(2);
@@ -71,6 +74,7 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
   });
   const kernels = await openKernels(cfg, opts.dataDir ?? localDataDir(cfg.data.source), pair.address);
   let chain: ChainDuties | undefined;
+  let beat: NodeJS.Timeout | undefined;
   try {
     let validator = opts.validator;
     if (!validator && opts.role === "validator") validator = pair.address;
@@ -121,6 +125,8 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
         .catch((err: unknown) => log.warn(`heartbeat failed: ${String(err)}`));
     };
     await heartbeat();
+    // Also while training: the operator counts a peer whose heartbeats stop as gone.
+    beat = setInterval(() => void heartbeat(), HEARTBEAT_MS);
     while (!signal.aborted && replica.round <= lastRound) {
       const round = replica.round;
       try {
@@ -167,6 +173,7 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
     await val?.stop();
     log.info(`stopped at round ${replica.round}`);
   } finally {
+    clearInterval(beat);
     await chain?.stop();
     kernels.close();
     await bus.close();

@@ -10,8 +10,8 @@ import { fetchSubmission } from "./gather.ts";
 import type { GatherContext } from "./gather.ts";
 import type { Codec, Engine, Tensors } from "./kernels.ts";
 import type { WorkerMetrics } from "./metrics.ts";
-import type { SignedSelection } from "./selection.ts";
-import { verifySelection } from "./selection.ts";
+import type { SignedSelection } from "../operator/protocol/selection.ts";
+import { verifySelection } from "../operator/protocol/selection.ts";
 import type { Log } from "./log.ts";
 
 export interface CheckpointPointer {

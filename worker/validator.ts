@@ -12,11 +12,12 @@ import { encodeCheckpoint, weightsDigest } from "./checkpoint.ts";
 import { checkAnnouncement, fetchPayload } from "./gather.ts";
 import type { Tensors } from "./kernels.ts";
 import { readMembership } from "./miner.ts";
+import type { Membership } from "../operator/protocol/membership.ts";
 import type { CheckpointPointer, Replica } from "./replica.ts";
 import { choose, defaultScoring, findCopies, updateRatings } from "./scoring.ts";
 import type { Evaluation, Outcome, PeerRating, ScoringParams } from "./scoring.ts";
-import { encodeSelection, signSelection } from "./selection.ts";
-import type { SignedSelection } from "./selection.ts";
+import { encodeSelection, signSelection } from "../operator/protocol/selection.ts";
+import type { SignedSelection } from "../operator/protocol/selection.ts";
 import type { StreamMessage } from "../operator/bus/client.ts";
 
 /** The validator's step size as a fraction of the outer learning rate. */
@@ -37,6 +38,8 @@ export class Validator {
   readonly #taken = new Set<number>();
   #pending: Record<string, RejectReason> = {};
   #openedMs = Date.now();
+  /** Membership when the current round opened: the one the miners adopted for it. */
+  #roundMembership: Promise<Membership | undefined> = Promise.resolve(undefined);
   /** Rounds up to this one are closed: their announcements are late. */
   #closed = -1;
   readonly #abort = new AbortController();
@@ -51,7 +54,7 @@ export class Validator {
   /** Starts reading every announcement of the run, in arrival order. */
   start(): void {
     const r = this.replica;
-    this.#openedMs = Date.now();
+    this.#openRound();
     this.#closed = r.round - 1;
     const startedMs = Date.now();
     this.#consuming = (async () => {
@@ -74,6 +77,11 @@ export class Validator {
     })().catch((err: unknown) => {
       if (!this.#abort.signal.aborted) r.log.error(`announcement reader stopped: ${String(err)}`);
     });
+  }
+
+  #openRound(): void {
+    this.#openedMs = Date.now();
+    this.#roundMembership = readMembership(this.replica).catch(() => undefined);
   }
 
   async stop(): Promise<void> {
@@ -116,12 +124,16 @@ export class Validator {
     const r = this.replica;
     const cfg = r.cfg;
     const round = r.round;
-    const membership = await readMembership(r);
+    // The round is judged by the membership it opened with (miners adopt it at the boundary);
+    // a member the operator has removed since is no longer waited for.
+    const current = await readMembership(r);
+    const membership = (await this.#roundMembership) ?? current;
     const members = membership?.members ?? [];
+    const stillMember = new Set(current?.members ?? members);
     const deadline = this.#openedMs + cfg.roundDeadlineSeconds * 1000;
     const assignment = assignShards(r.bus.names.run, cfg.data.shards, members);
     // Members without a shard have nothing to train on and are not waited for.
-    const expected = members.filter((h) => (assignment.get(h)?.length ?? 0) > 0);
+    const expected = members.filter((h) => (assignment.get(h)?.length ?? 0) > 0 && stillMember.has(h));
     // Wait for every expected member's announcement or the deadline. The stream consumer
     // delivers them; once a second the stream is also asked directly, so a consumer that
     // is catching up after a reconnect cannot make a member look absent.
@@ -204,7 +216,7 @@ export class Validator {
       encodeSelection(selection),
       `${round}`,
     );
-    this.#openedMs = Date.now();
+    this.#openRound();
     await r.apply(selection);
     if ((round + 1) % cfg.checkpoints.everyRounds === 0) await this.checkpoint(round);
     return {

@@ -17,8 +17,8 @@ import {
   signEnvelope,
 } from "../../operator/protocol/envelope.ts";
 import type { SignedEnvelope } from "../../operator/protocol/envelope.ts";
-import { verifySelection } from "../../worker/selection.ts";
-import type { SignedSelection } from "../../worker/selection.ts";
+import { verifySelection } from "../../operator/protocol/selection.ts";
+import type { SignedSelection } from "../../operator/protocol/selection.ts";
 import { identities } from "../bus/fixture.ts";
 import { metricValue, startLocalRun } from "./harness.ts";
 import type { LocalRun, Worker } from "./harness.ts";

@@ -282,6 +282,18 @@ export const validatorSchema = object(
   { default: {} },
 );
 
+export const membershipSchema = object(
+  "When a peer is an active member of the run. A member leaves when a signal has been bad for " +
+    "longer than its grace; every change bumps the membership epoch and moves data shards.",
+  {
+    podGraceSeconds: positiveInt("Seconds a member's worker pod may be not Ready.", 86400, 60),
+    chainGraceSeconds: positiveInt("Seconds a member may be unregistered on the chain.", 86400, 120),
+    heartbeatGraceSeconds: positiveInt("Seconds a member may go without a heartbeat on the bus.", 86400, 30),
+    maxMissedRounds: positiveInt("Consecutive closed rounds a member may miss without submitting.", 1000, 3),
+  },
+  { default: {} },
+);
+
 export const trainingRunSpecSchema = object("Desired state of a TrainingRun.", {
   model: required(modelSchema),
   data: required(dataSchema),
@@ -309,6 +321,7 @@ export const trainingRunSpecSchema = object("Desired state of a TrainingRun.", {
   worker: required(workerSchema),
   checkpoints: checkpointsSchema,
   validator: validatorSchema,
+  membership: membershipSchema,
   suspend: boolean("Stop the run: worker pods are removed, all state is kept.", { default: false }),
 });
 

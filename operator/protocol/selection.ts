@@ -4,8 +4,8 @@
 import type { KeyringPair } from "@polkadot/keyring/types";
 import { u8aToHex, isHex } from "@polkadot/util";
 import { decodeAddress, signatureVerify } from "@polkadot/util-crypto";
-import type { RejectReason } from "../operator/protocol/envelope.ts";
-import { REJECT_REASONS } from "../operator/protocol/envelope.ts";
+import type { RejectReason } from "./envelope.ts";
+import { REJECT_REASONS } from "./envelope.ts";
 
 export const SELECTION_VERSION = 1;
 export const MAX_SELECTION_BYTES = 60 * 1024;
