@@ -32,6 +32,12 @@ export interface SystemOptions {
   rounds: number;
   innerSteps: number;
   roundDeadlineSeconds: number;
+  /** B200 nodes beyond one per peer, for pods that must move (default 0). */
+  spareNodes?: number;
+  /** How long a node may be NotReady before its pods move (default 20 s). */
+  nodeNotReadyGrace?: string;
+  /** Merged into the TrainingRun's spec. */
+  spec?: Record<string, unknown>;
   /** Called with each line of progress (worker output, run status). */
   say: (line: string) => void;
 }
@@ -125,7 +131,7 @@ export async function startSystem(o: SystemOptions): Promise<System> {
       peers,
       spec: {
         roundMs: o.roundDeadlineSeconds * 1000,
-        retainRounds: 4 * (o.rounds + 4),
+        retainRounds: Math.min(4 * (o.rounds + 4), 200),
         maxPayloadBytes: 4 * 1024 * 1024,
       },
     });
@@ -142,18 +148,9 @@ export async function startSystem(o: SystemOptions): Promise<System> {
       writeShard(shardPath(dataDir, s), 512, corpus.subarray(s * per, (s + 1) * per));
     o.say(`    corpus: ${(corpus.length / 1024).toFixed(0)} KiB of text in ${shards} shards`);
 
-    // The operator's part on the bus: membership and the validator to follow.
-    const hotkey = (name: string) => bus.peers[peers.findIndex((p) => p.name === name)]!;
-    const op = await bus.connect("operator");
-    const kv = await op.state();
-    await kv.put(
-      "membership",
-      JSON.stringify({ epoch: 1, members: miners.map((m) => hotkey(m).hotkey).sort() }),
-    );
-    await kv.put("validator", hotkey("validator").hotkey);
-    await op.close();
-
     // Credentials: the hotkey as a Kubernetes Secret per peer; NATS nkey seeds as files.
+    // (Membership and the validator to follow are the operator's to publish.)
+    const hotkey = (name: string) => bus.peers[peers.findIndex((p) => p.name === name)]!;
     const kc = kube.kubeConfig();
     const core = kc.makeApiClient(CoreV1Api);
     const secretsDir = join(tmp.path, "secrets");
@@ -178,7 +175,7 @@ export async function startSystem(o: SystemOptions): Promise<System> {
         "--leader-elect=false",
         `--http-address=127.0.0.1:${operatorPort}`,
         `--nats-creds=${join(secretsDir, "operator.nats")}`,
-        "--node-not-ready-grace=20s",
+        `--node-not-ready-grace=${o.nodeNotReadyGrace ?? "20s"}`,
       ],
       logFile: join(tmp.path, "operator.log"),
     });
@@ -189,10 +186,15 @@ export async function startSystem(o: SystemOptions): Promise<System> {
       }),
     );
 
-    o.say(`starting the node agent: ${peers.length} B200 nodes whose pods run as local processes`);
+    o.say(
+      `starting the node agent: ${peers.length + (o.spareNodes ?? 0)} B200 nodes whose pods run as local processes`,
+    );
     const agent = new NodeAgent({
       kubeConfig: kc,
-      nodes: peers.map((_, i) => ({ name: `b200-${i}`, labels: B200_LABELS })),
+      nodes: Array.from({ length: peers.length + (o.spareNodes ?? 0) }, (_, i) => ({
+        name: `b200-${i}`,
+        labels: B200_LABELS,
+      })),
       commands: { "covenant-worker": nodeTs(join(repoRoot, "worker/main.ts")) },
       extraEnv: { OMP_NUM_THREADS: "1" },
       envFor: (pod): Record<string, string> => {
@@ -285,6 +287,7 @@ export function runManifests(
       worker: { image: `covenant/worker@sha256:${"0".repeat(64)}` },
       checkpoints: { everyRounds: 5, keep: 3 },
       validator: { sequences: 4 },
+      ...o.spec,
     },
   };
   const peerObjects = peers.map((p) => ({

@@ -26,6 +26,8 @@ export interface OperatorConfig {
   natsCreds: string | undefined;
   /** Follow each run's chain (registration, stake, weights) into peer and run status. */
   chain: boolean;
+  /** Keep each run's membership on the bus (needs natsCreds); one operator per run. */
+  membership: boolean;
 }
 
 interface FlagSpec {
@@ -141,6 +143,13 @@ export const FLAGS: Record<string, FlagSpec> = {
     kind: "bool",
     default: "true",
     help: "follow each run's subtensor chain (spec.chain) into peer and run status",
+  },
+  membership: {
+    key: "membership",
+    env: "COVENANT_MEMBERSHIP",
+    kind: "bool",
+    default: "true",
+    help: "keep each run's membership (active peers, shard assignment) on the bus; one operator per run",
   },
 };
 

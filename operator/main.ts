@@ -49,7 +49,7 @@ export function buildOperator(c: OperatorConfig, log: Logger): Manager {
     nodeNotReadyGraceMs: c.nodeNotReadyGraceMs,
   });
   const seed = c.natsCreds ? natsSeed(c.natsCreds) : undefined;
-  if (seed) addProgressController(mgr, informers.runs, { natsSeed: seed }, log);
+  if (seed) addProgressController(mgr, informers, { natsSeed: seed, membership: c.membership }, log);
   else log.info("run progress from the bus is off: no --nats-creds");
   if (c.chain) addChainController(mgr, informers, log);
   else log.info("following the chain is off: --chain=false");

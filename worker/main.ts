@@ -78,12 +78,15 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
   try {
     let validator = opts.validator;
     if (!validator && opts.role === "validator") validator = pair.address;
-    if (!validator) {
-      const e = await (await bus.state()).get("validator");
-      validator = e?.string();
+    // The operator names the validator in the run's state bucket; wait for it.
+    notReady = "waiting for the operator to name the run's validator";
+    for (let waited = 0; !validator && !signal.aborted; waited++) {
+      validator = (await (await bus.state()).get("validator"))?.string() || undefined;
+      if (validator) break;
+      if (waited === 0) log.info(`${notReady} ('validator' in the state bucket)`);
+      await new Promise((r) => setTimeout(r, 1000));
     }
-    if (!validator)
-      fail("no validator to follow: pass --validator or publish one under 'validator' in the state bucket");
+    if (!validator) return;
     const replica = new Replica(cfg, bus, kernels.engine, kernels.codec, validator, metrics, log);
     const lastRound = Math.min(cfg.rounds - 1, opts.untilRound ?? Number.MAX_SAFE_INTEGER);
     notReady = "catching up with the run";

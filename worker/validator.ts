@@ -125,27 +125,33 @@ export class Validator {
     const cfg = r.cfg;
     const round = r.round;
     // The round is judged by the membership it opened with (miners adopt it at the boundary);
-    // a member the operator has removed since is no longer waited for.
-    const current = await readMembership(r);
-    const membership = (await this.#roundMembership) ?? current;
+    // a member the operator removes meanwhile is no longer waited for.
+    const membership = await this.#roundMembership;
     const members = membership?.members ?? [];
-    const stillMember = new Set(current?.members ?? members);
     const deadline = this.#openedMs + cfg.roundDeadlineSeconds * 1000;
     const assignment = assignShards(r.bus.names.run, cfg.data.shards, members);
     // Members without a shard have nothing to train on and are not waited for.
-    const expected = members.filter((h) => (assignment.get(h)?.length ?? 0) > 0 && stillMember.has(h));
+    const withShards = members.filter((h) => (assignment.get(h)?.length ?? 0) > 0);
+    let current = await readMembership(r);
+    const expected = () => withShards.filter((h) => current?.members.includes(h) ?? true);
     // Wait for every expected member's announcement or the deadline. The stream consumer
     // delivers them; once a second the stream is also asked directly, so a consumer that
-    // is catching up after a reconnect cannot make a member look absent.
+    // is catching up after a reconnect cannot make a member look absent, and the membership
+    // is read again.
     let swept = Date.now();
     const missing = () => {
       const seen = new Set((this.#inbox.get(round) ?? []).map((m) => m.subject.split(".").at(-1)));
-      return expected.filter((h) => !seen.has(h));
+      return expected().filter((h) => !seen.has(h));
     };
     while (!signal.aborted && Date.now() < deadline) {
-      if (expected.length > 0 && missing().length === 0) break;
+      const waitingFor = expected();
+      if (waitingFor.length > 0 && missing().length === 0) break;
+      // Nobody to wait for: close as soon as someone is a member (they train from the next
+      // round on) rather than idling to the deadline.
+      if (waitingFor.length === 0 && current?.members.length) break;
       if (Date.now() - swept > 1000) {
         await this.#sweep(round, missing());
+        current = await readMembership(r);
         swept = Date.now();
         continue;
       }

@@ -1,11 +1,19 @@
 // The run-progress controller: one BusProgressWatcher per TrainingRun, and the
 // run's round, round timing and membership written to its status with its own
 // field manager (the TrainingRun controller owns the phase and conditions, and
-// derives Completed from the round this controller writes).
+// derives Completed from the round this controller writes). With membership on, it
+// also keeps the run's membership (operator/membership): who is active, published in
+// the run's state bucket, with each peer's round status.
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
 import { connect, nkeyAuthenticator, type NatsConnection } from "@nats-io/transport-node";
-import { API_VERSION, TRAINING_RUN_KIND, type TrainingRun } from "../api/index.ts";
+import { API_VERSION, TRAINING_RUN_KIND, type CovenantPeer, type TrainingRun } from "../api/index.ts";
+import type { KubernetesObject } from "@kubernetes/client-node";
 import { applyStatus, type Controller, type Informer, type Logger, type Manager } from "../kube/index.ts";
 import { TRAINING_RUNS } from "../controllers/resources.ts";
+import { HotkeyResolver } from "../membership/hotkeys.ts";
+import { MembershipKeeper } from "../membership/keeper.ts";
+import { busNames } from "../protocol/names.ts";
 import { planProgress, progressChanged } from "./plan.ts";
 import { BusProgressWatcher } from "./watcher.ts";
 
@@ -16,16 +24,36 @@ export interface ProgressOptions {
   natsSeed: string;
   /** Safety-net resync of each run's status. */
   resyncMs?: number;
+  /**
+   * Keep each run's membership (publish it in the run's state bucket). Exactly one operator
+   * per run may: the run's home operator.
+   */
+  membership?: boolean;
 }
 
 export function addProgressController(
   mgr: Manager,
-  runs: Informer<TrainingRun>,
+  inf: { runs: Informer<TrainingRun>; peers: Informer<CovenantPeer> },
   opts: ProgressOptions,
   log: Logger,
 ): Controller<TrainingRun> {
+  const { runs } = inf;
   const connections = new Map<string, Promise<NatsConnection>>();
-  const watchers = new Map<string, { url: string; watcher: BusProgressWatcher }>();
+  const watchers = new Map<string, { url: string; watcher: BusProgressWatcher; kv?: KV }>();
+  const keeper = opts.membership
+    ? new MembershipKeeper({
+        client: mgr.client.withCaller("membership"),
+        recorder: mgr.recorder,
+        log,
+        peers: inf.peers,
+        hotkeys: new HotkeyResolver(mgr.client.withCaller("membership")),
+      })
+    : undefined;
+  mgr.onStop(async () => {
+    for (const { watcher } of watchers.values()) watcher.stop();
+    watchers.clear();
+    for (const c of connections.values()) await (await c.catch(() => undefined))?.close();
+  });
   const connection = (url: string) => {
     let c = connections.get(url);
     if (!c) {
@@ -44,6 +72,16 @@ export function addProgressController(
     name: "run-progress",
     fieldManager: PROGRESS_FIELD_MANAGER,
     for: runs,
+    watches: [
+      {
+        // A peer's readiness, registration or suspension can change the run's membership.
+        informer: inf.peers as unknown as Informer<KubernetesObject>,
+        map: (p) => {
+          const run = (p as unknown as CovenantPeer).spec?.runRef?.name;
+          return run ? [{ namespace: p.metadata?.namespace, name: run }] : [];
+        },
+      },
+    ],
     reconcile: async (req, ctx) => {
       const key = `${req.namespace}/${req.name}`;
       const run = runs.store.getByName(req.namespace ?? "default", req.name);
@@ -52,6 +90,7 @@ export function addProgressController(
       if (!run || run.metadata.deletionTimestamp || !url || existing?.url !== url) {
         existing?.watcher.stop();
         watchers.delete(key);
+        keeper?.forget(key);
       }
       if (!run || run.metadata.deletionTimestamp || !url) return;
       let entry = watchers.get(key);
@@ -87,7 +126,14 @@ export function addProgressController(
           { fieldManager: ctx.fieldManager },
         );
       }
-      return { requeueAfterMs: opts.resyncMs ?? 30_000 };
+      let requeueAfterMs = opts.resyncMs ?? 30_000;
+      // Membership is decided only on a complete picture of what the bus has stored.
+      if (keeper && entry.watcher.caughtUp && run.status?.phase !== "Completed") {
+        entry.kv ??= await new Kvm(jetstream(await connection(url))).open(busNames(req.name).stateBucket);
+        const recheck = await keeper.reconcile(run, entry.kv, entry.watcher.progress);
+        if (recheck !== undefined) requeueAfterMs = Math.min(requeueAfterMs, Math.max(250, recheck + 50));
+      }
+      return { requeueAfterMs };
     },
   });
   return controller;

@@ -12,7 +12,19 @@ export interface BusProgress {
   /** When the selection of the round before it was published. */
   previousSelectedAt?: Date;
   membership?: { epoch: number; members: string[] };
+  /** Last heartbeat (ms, as stored by the server) by hotkey. */
+  heartbeats: Map<string, number>;
+  /** Last round each hotkey announced a payload for. */
+  submitted: Map<string, number>;
+  /** Last round each hotkey's payload was selected in. */
+  selected: Map<string, number>;
 }
+
+export const emptyBusProgress = (): BusProgress => ({
+  heartbeats: new Map(),
+  submitted: new Map(),
+  selected: new Map(),
+});
 
 export type ProgressStatus = Pick<
   TrainingRunStatus,
@@ -55,10 +67,27 @@ export function progressChanged(current: TrainingRunStatus | undefined, next: Pr
   );
 }
 
-/** The round of a selection subject `covenant.<run>.round.<r>.selection.<hotkey>`, if it is one. */
+export type RunSubject =
+  | { kind: "selection" | "submit"; round: number; hotkey: string }
+  | { kind: "heartbeat"; hotkey: string };
+
+/**
+ * What a subject of the run is: `covenant.<run>.round.<r>.selection|submit.<hotkey>` or
+ * `covenant.<run>.heartbeat.<hotkey>`; undefined for anything else.
+ */
+export function parseRunSubject(subject: string, run: string): RunSubject | undefined {
+  const t = subject.split(".");
+  if (t[0] !== "covenant" || t[1] !== run) return undefined;
+  const hotkey = t.at(-1)!;
+  if (!/^[1-9A-HJ-NP-Za-km-z]{40,60}$/.test(hotkey)) return undefined;
+  if (t.length === 4 && t[2] === "heartbeat") return { kind: "heartbeat", hotkey };
+  if (t.length !== 6 || t[2] !== "round" || !/^\d{1,15}$/.test(t[3]!)) return undefined;
+  if (t[4] !== "selection" && t[4] !== "submit") return undefined;
+  return { kind: t[4], round: Number(t[3]), hotkey };
+}
+
+/** The round of a selection subject, if it is one. */
 export function selectionRound(subject: string, run: string): number | undefined {
-  const m = /^covenant\.([a-z0-9-]+)\.round\.(\d+)\.selection\.[1-9A-HJ-NP-Za-km-z]+$/.exec(subject);
-  if (!m || m[1] !== run) return undefined;
-  const r = Number(m[2]);
-  return Number.isSafeInteger(r) ? r : undefined;
+  const s = parseRunSubject(subject, run);
+  return s?.kind === "selection" ? s.round : undefined;
 }

@@ -29,7 +29,8 @@ export const defaultGrace: Grace = {
   maxMissedRounds: 3,
 };
 
-export type InactiveReason = "PodNotReady" | "NotRegistered" | "NoHeartbeat" | "MissedRounds";
+export const INACTIVE_REASONS = ["PodNotReady", "NotRegistered", "NoHeartbeat", "MissedRounds"] as const;
+export type InactiveReason = (typeof INACTIVE_REASONS)[number];
 
 /** Why a peer is not active now, or undefined when it is. */
 export function inactiveReason(

@@ -1,0 +1,210 @@
+/**
+ * Carries out planMembership for one run: reads the run's CovenantPeers (cache), their
+ * hotkeys, the membership in the run's state bucket and what the bus has shown; publishes a
+ * changed membership with compare-and-set (the bucket is the source of truth, so two
+ * operators never interleave epochs), the validator to follow, then each peer's round status
+ * and the run's shard summary (own field manager), then Events. Killed at any line, the next
+ * pass converges: everything is recomputed from the bucket and the caches.
+ */
+import type { KubernetesObject } from "@kubernetes/client-node";
+import type { KV } from "@nats-io/kv";
+import {
+  API_VERSION,
+  COVENANT_PEER_KIND,
+  PeerCondition,
+  TRAINING_RUN_KIND,
+  applyDefaults,
+  trainingRunSchema,
+  type CovenantPeer,
+  type TrainingRun,
+} from "../api/index.ts";
+import { findCondition, mergeConditions } from "../controllers/conditions.ts";
+import { COVENANT_PEERS, TRAINING_RUNS } from "../controllers/resources.ts";
+import {
+  applyStatus,
+  type EventRecorder,
+  type Informer,
+  type KubeClient,
+  type Logger,
+} from "../kube/index.ts";
+import type { Membership } from "../protocol/membership.ts";
+import { stateKeys } from "../protocol/names.ts";
+import type { BusProgress } from "../progress/plan.ts";
+import type { HotkeyResolver } from "./hotkeys.ts";
+import { firstExpectedRound, graceOf, planMembership, type PeerRoundStatus, type PeerView } from "./plan.ts";
+
+export const MEMBERSHIP_FIELD_MANAGER = "covenant-membership-controller";
+/** KV key of the validator whose selections the workers follow. */
+export const VALIDATOR_KEY = "validator";
+
+export interface KeeperDeps {
+  client: KubeClient;
+  recorder: EventRecorder;
+  log: Logger;
+  peers: Informer<CovenantPeer>;
+  hotkeys: HotkeyResolver;
+  now?: () => number;
+}
+
+/** The membership stored in the bucket, with its revision; malformed contents count as none. */
+export async function readMembership(kv: KV): Promise<{ membership?: Membership; revision: number }> {
+  const e = await kv.get(stateKeys.membership);
+  if (!e || e.operation !== "PUT" || e.value.length === 0) return { revision: e?.revision ?? 0 };
+  try {
+    const m = JSON.parse(e.string()) as Membership;
+    if (
+      Number.isSafeInteger(m.epoch) &&
+      Array.isArray(m.members) &&
+      m.members.every((x) => typeof x === "string")
+    )
+      return { membership: { epoch: m.epoch, members: [...m.members] }, revision: e.revision };
+  } catch {
+    // fall through: a malformed value is replaced by the next membership
+  }
+  return { revision: e.revision };
+}
+
+export class MembershipKeeper {
+  /** Run -> hotkey -> first round the member was expected to submit for. */
+  readonly #since = new Map<string, Map<string, number>>();
+  readonly #now: () => number;
+
+  constructor(private readonly d: KeeperDeps) {
+    this.#now = d.now ?? Date.now;
+  }
+
+  forget(runKey: string): void {
+    this.#since.delete(runKey);
+  }
+
+  /** One pass for a run; answers when the next grace period runs out (ms), if one is running. */
+  async reconcile(cached: TrainingRun, kv: KV, bus: BusProgress): Promise<number | undefined> {
+    const run = applyDefaults(trainingRunSchema.json, cached);
+    const ns = run.metadata.namespace ?? "default";
+    const runKey = `${ns}/${run.metadata.name}`;
+    const peers = this.d.peers.store.list(ns).filter((p) => p.spec?.runRef?.name === run.metadata.name);
+    const views: PeerView[] = [];
+    for (const p of peers) {
+      views.push({
+        name: p.metadata.name,
+        role: p.spec.role ?? "miner",
+        hotkey: await this.d.hotkeys.of(p),
+        suspended: (p.spec.suspend ?? false) || (run.spec.suspend ?? false),
+        ready: findCondition(p.status?.conditions, PeerCondition.Ready),
+        registered: findCondition(p.status?.conditions, PeerCondition.Registered),
+      });
+    }
+
+    const { membership: previous, revision } = await readMembership(kv);
+    let since = this.#since.get(runKey);
+    if (!since) this.#since.set(runKey, (since = new Map()));
+    // Members this operator has not seen join (it restarted) are expected from now on.
+    for (const h of previous?.members ?? [])
+      if (!since.has(h)) since.set(h, firstExpectedRound(bus.lastSelectedRound));
+
+    const now = this.#now();
+    const plan = planMembership({
+      run: run.metadata.name,
+      shards: run.spec.data.shards,
+      previous,
+      peers: views,
+      bus: { ...bus, lastClosedRound: bus.lastSelectedRound },
+      memberSince: since,
+      grace: graceOf(run.spec.membership),
+      now,
+    });
+
+    if (plan.changed) {
+      const text = JSON.stringify(plan.membership);
+      // Compare-and-set: a concurrent writer makes this fail, and the retry plans again.
+      if (revision === 0) await kv.create(stateKeys.membership, text);
+      else await kv.update(stateKeys.membership, text, revision);
+      for (const h of plan.joined) since.set(h, firstExpectedRound(bus.lastSelectedRound));
+      for (const l of plan.left) since.delete(l.hotkey);
+      this.d.log.info("membership changed", {
+        run: runKey,
+        epoch: plan.membership.epoch,
+        members: plan.membership.members.length,
+        joined: plan.joined.length,
+        left: plan.left.length,
+      });
+    }
+    if (plan.validator && (await kv.get(VALIDATOR_KEY))?.string() !== plan.validator)
+      await kv.put(VALIDATOR_KEY, plan.validator);
+
+    for (const p of peers) {
+      const s = plan.peers.get(p.metadata.name);
+      if (s) await this.#writePeer(p, s, new Date(now));
+    }
+    if (JSON.stringify(cached.status?.shards) !== JSON.stringify(plan.shards)) {
+      await applyStatus(
+        this.d.client,
+        TRAINING_RUNS,
+        {
+          apiVersion: API_VERSION,
+          kind: TRAINING_RUN_KIND,
+          metadata: { name: run.metadata.name, namespace: ns },
+          status: { shards: plan.shards },
+        } as KubernetesObject,
+        { fieldManager: MEMBERSHIP_FIELD_MANAGER },
+      );
+    }
+
+    if (plan.changed) {
+      const nameOf = new Map(views.filter((v) => v.hotkey).map((v) => [v.hotkey!, v.name]));
+      const who = (h: string) => nameOf.get(h) ?? h.slice(0, 8);
+      const parts = [
+        ...plan.joined.map((h) => `+${who(h)}`),
+        ...plan.left.map((l) => `-${who(l.hotkey)} (${l.reason})`),
+      ];
+      this.d.recorder.normal(
+        cached,
+        "MembershipChanged",
+        `epoch ${plan.membership.epoch}: ${plan.membership.members.length} members; ${parts.join(" ")}`,
+      );
+      const byName = new Map(peers.map((p) => [p.metadata.name, p]));
+      for (const h of plan.joined) {
+        const p = byName.get(who(h));
+        if (p) this.d.recorder.normal(p, "JoinedMembership", `member of epoch ${plan.membership.epoch}`);
+      }
+      for (const l of plan.left) {
+        const p = byName.get(who(l.hotkey));
+        if (p)
+          this.d.recorder.warning(p, "LeftMembership", `left in epoch ${plan.membership.epoch}: ${l.reason}`);
+      }
+    }
+    return plan.recheckMs;
+  }
+
+  async #writePeer(p: CovenantPeer, s: PeerRoundStatus, now: Date): Promise<void> {
+    const status: Record<string, unknown> = {
+      conditions: mergeConditions(
+        p.status?.conditions,
+        [{ type: PeerCondition.Contributing, ...s.contributing }],
+        p.metadata.generation,
+        now,
+      ),
+    };
+    for (const k of ["assignedShards", "lastSubmittedRound", "lastSelectedRound", "missedRounds"] as const)
+      if (s[k] !== undefined) status[k] = s[k];
+    const existing = p.status as Record<string, unknown> | undefined;
+    const same =
+      ["assignedShards", "lastSubmittedRound", "lastSelectedRound", "missedRounds"].every(
+        (k) => existing?.[k] === status[k],
+      ) &&
+      JSON.stringify(findCondition(p.status?.conditions, PeerCondition.Contributing)) ===
+        JSON.stringify((status.conditions as unknown[])[0]);
+    if (same) return;
+    await applyStatus(
+      this.d.client,
+      COVENANT_PEERS,
+      {
+        apiVersion: API_VERSION,
+        kind: COVENANT_PEER_KIND,
+        metadata: { name: p.metadata.name, namespace: p.metadata.namespace },
+        status,
+      } as KubernetesObject,
+      { fieldManager: MEMBERSHIP_FIELD_MANAGER },
+    );
+  }
+}
