@@ -13,7 +13,7 @@ import type { WorkerOptions } from "./config.ts";
 import { ChainDuties } from "./chain/duties.ts";
 import { consoleLog } from "./log.ts";
 import { serveMetrics, workerMetrics } from "./metrics.ts";
-import { Miner } from "./miner.ts";
+import { Miner, type RoundReport } from "./miner.ts";
 import { openKernels } from "./native.ts";
 import { OutOfSync, Replica } from "./replica.ts";
 import { Validator } from "./validator.ts";
@@ -134,13 +134,22 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
       const round = replica.round;
       try {
         if (miner) {
-          const rep = await miner.submit();
-          if (rep.submitted)
+          const trained = (rep: RoundReport) =>
             log.info(
               `round ${round}: trained ${cfg.innerSteps} steps, loss ${rep.loss.toFixed(4)}, ${rep.tokens} tokens, sent ${rep.payloadBytes} bytes`,
             );
+          let rep = await miner.submit();
+          if (rep.submitted) trained(rep);
           else log.info(`round ${round}: not contributing (epoch ${rep.epoch}, ${rep.shards} shards)`);
-          const sel = await replica.awaitSelection(round, signal, () => void heartbeat({ waiting: true }));
+          const sel = await replica.awaitSelection(round, signal, async () => {
+            void heartbeat({ waiting: true });
+            // Admitted while this round is still open: contribute to it rather than idle to
+            // the next boundary (a payload that turns out late is ignored, not penalised).
+            if (!rep.member && !signal.aborted) {
+              const now = await miner.submit();
+              if (now.submitted) trained((rep = now));
+            }
+          });
           if (!sel) break;
           await replica.apply(sel);
           log.info(

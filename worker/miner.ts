@@ -16,6 +16,8 @@ export interface RoundReport {
   tokens: number;
   payloadBytes: number;
   submitted: boolean;
+  /** Whether this peer was a member of the membership it read. */
+  member: boolean;
   epoch: number;
   shards: number;
 }
@@ -61,10 +63,12 @@ export class Miner {
       tokens: 0,
       payloadBytes: 0,
       submitted: false,
+      member: false,
       epoch: membership?.epoch ?? 0,
       shards: 0,
     };
     if (!members.includes(this.pair.address)) return report;
+    report.member = true;
     if (membership!.epoch !== this.#epoch) {
       this.#epoch = membership!.epoch;
       this.#shards = assignShards(r.bus.names.run, cfg.data.shards, members).get(this.pair.address) ?? [];

@@ -73,7 +73,7 @@ export class Replica {
   async awaitSelection(
     round: number,
     signal: AbortSignal,
-    onWait?: () => void,
+    onWait?: () => void | Promise<void>,
   ): Promise<SignedSelection | undefined> {
     for (;;) {
       if (signal.aborted) return undefined;
@@ -83,7 +83,7 @@ export class Replica {
         if (v.ok) return v.value;
         this.log.warn(`ignoring a selection for round ${round}: ${v.detail}`);
       }
-      onWait?.();
+      await onWait?.();
     }
   }
 
