@@ -10,16 +10,11 @@ import { mergeConditions, findCondition } from "../controllers/conditions.ts";
 import { COVENANT_PEERS, TRAINING_RUNS } from "../controllers/resources.ts";
 import { applyStatus, type EventRecorder } from "../kube/index.ts";
 import type { KubeClient } from "../kube/client.ts";
-import { CORE } from "../kube/keys.ts";
 import type { BridgeSink } from "./bridge.ts";
-import { hotkeyAddress } from "./hotkey.ts";
+import { HotkeyResolver } from "./peer-hotkeys.ts";
 import type { PeerChainInput, PeerChainPlan, PeerChainStatus } from "./peers.ts";
 import { ChainEventReason, CHAIN_FIELD_MANAGER } from "./reasons.ts";
 import type { ConditionSpec, SyncSnapshot } from "./sync.ts";
-
-interface SecretObject extends KubernetesObject {
-  data?: Record<string, string>;
-}
 
 export interface KubeSinkOptions {
   client: KubeClient;
@@ -52,9 +47,11 @@ export function peerStatusObject(
 export class KubeChainSink implements BridgeSink {
   private readonly byName = new Map<string, CovenantPeer>();
   private readonly now: () => Date;
+  private readonly hotkeys: HotkeyResolver;
 
   constructor(private readonly o: KubeSinkOptions) {
     this.now = o.now ?? (() => new Date());
+    this.hotkeys = new HotkeyResolver(o.client);
   }
 
   async peers(): Promise<PeerChainInput[]> {
@@ -71,24 +68,12 @@ export class KubeChainSink implements BridgeSink {
         namespace: this.o.namespace,
         name: p.metadata.name,
         role: p.spec.role ?? "miner",
-        hotkey: p.status?.hotkey ?? (await this.hotkeyFromSecret(p)),
+        hotkey: await this.hotkeys.of(p),
         previousUid: p.status?.uid,
         previouslyRegistered: registered?.status === "True",
       });
     }
     return out;
-  }
-
-  private async hotkeyFromSecret(p: CovenantPeer): Promise<string | undefined> {
-    const ref = p.spec.hotkeySecretRef;
-    const secret = await this.o.client.getOrUndefined<SecretObject>(CORE.secrets, this.o.namespace, ref.name);
-    const value = secret?.data?.[ref.key ?? "hotkey"];
-    if (!value) return undefined;
-    try {
-      return await hotkeyAddress(Buffer.from(value, "base64"));
-    } catch {
-      return undefined;
-    }
   }
 
   async applyPeers(plan: PeerChainPlan): Promise<void> {

@@ -30,7 +30,7 @@ import {
 import type { Membership } from "../protocol/membership.ts";
 import { stateKeys } from "../protocol/names.ts";
 import type { BusProgress } from "../progress/plan.ts";
-import type { HotkeyResolver } from "./hotkeys.ts";
+import type { HotkeyResolver } from "../chain/peer-hotkeys.ts";
 import { firstExpectedRound, graceOf, planMembership, type PeerRoundStatus, type PeerView } from "./plan.ts";
 
 export const MEMBERSHIP_FIELD_MANAGER = "covenant-membership-controller";

@@ -11,7 +11,7 @@ import { API_VERSION, TRAINING_RUN_KIND, type CovenantPeer, type TrainingRun } f
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { applyStatus, type Controller, type Informer, type Logger, type Manager } from "../kube/index.ts";
 import { TRAINING_RUNS } from "../controllers/resources.ts";
-import { HotkeyResolver } from "../membership/hotkeys.ts";
+import { HotkeyResolver } from "../chain/peer-hotkeys.ts";
 import { MembershipKeeper } from "../membership/keeper.ts";
 import { busNames } from "../protocol/names.ts";
 import { planProgress, progressChanged } from "./plan.ts";

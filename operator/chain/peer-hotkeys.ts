@@ -6,7 +6,7 @@
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { CovenantPeer } from "../api/index.ts";
-import { hotkeyAddress } from "../chain/hotkey.ts";
+import { hotkeyAddress } from "./hotkey.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { CORE } from "../kube/keys.ts";
 
