@@ -9,6 +9,7 @@ import { ConfigError, parseConfig, usage, type OperatorConfig } from "./config.t
 import { registerControllers } from "./controllers/index.ts";
 import { Manager, createLogger, type Logger } from "./kube/index.ts";
 import { addChainController } from "./chain/controller.ts";
+import { createRunMetrics } from "./metrics/runs.ts";
 import { addProgressController } from "./progress/controller.ts";
 
 /** The NATS user nkey seed (SU...) in a plain seed file or a .creds file; never logged. */
@@ -48,8 +49,18 @@ export function buildOperator(c: OperatorConfig, log: Logger): Manager {
     gpuResource: c.gpuResource,
     nodeNotReadyGraceMs: c.nodeNotReadyGraceMs,
   });
+  const runMetrics = createRunMetrics(mgr.metrics.registry, {
+    runs: () => informers.runs.store.list(),
+    peers: () => informers.peers.store.list(),
+  });
   const seed = c.natsCreds ? natsSeed(c.natsCreds) : undefined;
-  if (seed) addProgressController(mgr, informers, { natsSeed: seed, membership: c.membership }, log);
+  if (seed)
+    addProgressController(
+      mgr,
+      informers,
+      { natsSeed: seed, membership: c.membership, membershipChanges: runMetrics.membershipChanges },
+      log,
+    );
   else log.info("run progress from the bus is off: no --nats-creds");
   if (c.chain) addChainController(mgr, informers, log);
   else log.info("following the chain is off: --chain=false");

@@ -57,7 +57,8 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
     readText(opts.hotkeyFile, "hotkey file"),
   );
   const log = consoleLog(`[${opts.role} ${pair.address.slice(0, 8)}]`);
-  const metrics = workerMetrics({ run: cfg.run.name, role: opts.role });
+  // `run` is <namespace>/<name>, as on the operator's metrics, so dashboards join them.
+  const metrics = workerMetrics({ run: `${cfg.run.namespace}/${cfg.run.name}`, role: opts.role });
   let notReady: string | undefined = "connecting to the bus";
   const server = await serveMetrics(metrics.registry, opts.metricsPort, opts.metricsHost, () => notReady);
   log.info(`metrics on http://${opts.metricsHost}:${(server.address() as AddressInfo).port}/metrics`);

@@ -4,7 +4,10 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { createChainMetrics } from "../../operator/chain/metrics.ts";
 import { createOperatorMetrics } from "../../operator/metrics/registry.ts";
+import { createRunMetrics } from "../../operator/metrics/runs.ts";
+import { workerMetrics } from "../../worker/metrics.ts";
 import { dashboardDir, dashboards } from "../../deploy/dashboards/index.ts";
 import { expressions, metricNames, toGrafana } from "../../deploy/dashboards/model.ts";
 import { startPrometheus, type PrometheusServer } from "../stack/prometheus.ts";
@@ -12,7 +15,10 @@ import { startPrometheus, type PrometheusServer } from "../stack/prometheus.ts";
 /** Series names a registry exposes (histograms as _bucket, _sum and _count). */
 async function exposedNames(): Promise<Set<string>> {
   const names = new Set<string>();
-  const registries = [createOperatorMetrics({ processMetrics: false }).registry];
+  const operator = createOperatorMetrics({ processMetrics: false }).registry;
+  createRunMetrics(operator, { runs: () => [], peers: () => [] });
+  createChainMetrics(operator);
+  const registries = [operator, workerMetrics({ run: "ns/run", role: "miner" }).registry];
   for (const r of registries) {
     for (const m of await r.getMetricsAsJSON()) {
       names.add(m.name);
@@ -52,7 +58,7 @@ describe("Grafana dashboards", { timeout: 120_000 }, () => {
     for (const d of dashboards) {
       for (const expr of expressions(d)) {
         // Template variables are filled with a match-all value, as Grafana does for "All".
-        await prom.query(expr.replaceAll("$job", ".*"));
+        await prom.query(expr.replaceAll(/\$[a-z_]+/g, ".*"));
       }
     }
     await assert.rejects(prom.query("sum(rate(covenant_reconcile_errors_total[5m])"), /query/);

@@ -8,6 +8,7 @@
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { KV } from "@nats-io/kv";
+import type { Counter } from "prom-client";
 import {
   API_VERSION,
   COVENANT_PEER_KIND,
@@ -43,6 +44,8 @@ export interface KeeperDeps {
   log: Logger;
   peers: Informer<CovenantPeer>;
   hotkeys: HotkeyResolver;
+  /** Counts joins and leaves by run. */
+  changes?: Counter<"run" | "change">;
   now?: () => number;
 }
 
@@ -121,6 +124,8 @@ export class MembershipKeeper {
       else await kv.update(stateKeys.membership, text, revision);
       for (const h of plan.joined) since.set(h, firstExpectedRound(bus.lastSelectedRound));
       for (const l of plan.left) since.delete(l.hotkey);
+      if (plan.joined.length) this.d.changes?.inc({ run: runKey, change: "joined" }, plan.joined.length);
+      if (plan.left.length) this.d.changes?.inc({ run: runKey, change: "left" }, plan.left.length);
       this.d.log.info("membership changed", {
         run: runKey,
         epoch: plan.membership.epoch,

@@ -9,6 +9,7 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { connect, nkeyAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { API_VERSION, TRAINING_RUN_KIND, type CovenantPeer, type TrainingRun } from "../api/index.ts";
 import type { KubernetesObject } from "@kubernetes/client-node";
+import type { Counter } from "prom-client";
 import { applyStatus, type Controller, type Informer, type Logger, type Manager } from "../kube/index.ts";
 import { TRAINING_RUNS } from "../controllers/resources.ts";
 import { HotkeyResolver } from "../chain/peer-hotkeys.ts";
@@ -29,6 +30,8 @@ export interface ProgressOptions {
    * per run may: the run's home operator.
    */
   membership?: boolean;
+  /** Counts the membership changes this operator publishes. */
+  membershipChanges?: Counter<"run" | "change">;
 }
 
 export function addProgressController(
@@ -47,6 +50,7 @@ export function addProgressController(
         log,
         peers: inf.peers,
         hotkeys: new HotkeyResolver(mgr.client.withCaller("membership")),
+        changes: opts.membershipChanges,
       })
     : undefined;
   mgr.onStop(async () => {
