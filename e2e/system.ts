@@ -32,6 +32,8 @@ export interface SystemOptions {
   rounds: number;
   innerSteps: number;
   roundDeadlineSeconds: number;
+  /** Members the run needs before rounds run (spec.aggregation.minPeers; default every miner). */
+  minPeers?: number;
   /** B200 nodes beyond one per peer, for pods that must move (default 0). */
   spareNodes?: number;
   /** How long a node may be NotReady before its pods move (default 20 s). */
@@ -280,7 +282,7 @@ export function runManifests(
       innerOptimizer: { learningRate: 0.01, batchSize: 4, schedule: { kind: "constant" } },
       outer: { learningRate: 1, warmupRounds: 0 },
       compression: { chunk: 64, topK: 64, wireFormat: 1 },
-      aggregation: { gatherPeers: 20, reserves: 10, minPeers: 1 },
+      aggregation: { gatherPeers: 20, reserves: 10, minPeers: o.minPeers ?? o.miners },
       roundDeadlineSeconds: o.roundDeadlineSeconds,
       chain: { endpoint: chainUrl, netuid: 3, register: true },
       transport: { natsUrl },

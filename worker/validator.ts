@@ -79,6 +79,26 @@ export class Validator {
     });
   }
 
+  /**
+   * Rounds run only with `aggregation.minPeers` members: until the membership has that many,
+   * the round waits without a deadline, then opens afresh with the membership it has then.
+   */
+  async #quorum(signal: AbortSignal): Promise<void> {
+    const need = this.replica.cfg.aggregation.minPeers;
+    let waited = false;
+    while (!signal.aborted) {
+      const m = await readMembership(this.replica);
+      if ((m?.members.length ?? 0) >= need) break;
+      if (!waited)
+        this.replica.log.info(
+          `round ${this.replica.round}: waiting for ${need} members (the membership has ${m?.members.length ?? 0})`,
+        );
+      waited = true;
+      await new Promise((res) => setTimeout(res, 1000));
+    }
+    if (waited) this.#openRound();
+  }
+
   #openRound(): void {
     this.#openedMs = Date.now();
     this.#roundMembership = readMembership(this.replica).catch(() => undefined);
@@ -124,6 +144,7 @@ export class Validator {
     const r = this.replica;
     const cfg = r.cfg;
     const round = r.round;
+    await this.#quorum(signal);
     // The round is judged by the membership it opened with (miners adopt it at the boundary);
     // a member the operator removes meanwhile is no longer waited for.
     const membership = await this.#roundMembership;

@@ -23,6 +23,8 @@ describe("churn: a miner's node fails and the miner comes back", { timeout: 600_
       rounds: ROUNDS,
       innerSteps: 8,
       roundDeadlineSeconds: 15,
+      // Rounds start with all three miners and go on with two while one is away.
+      minPeers: 2,
       spareNodes: 1,
       nodeNotReadyGrace: "3s",
       spec: { membership: { podGraceSeconds: 2, heartbeatGraceSeconds: 20 } },

@@ -103,10 +103,11 @@ describe("whole system", { timeout: 600_000 }, () => {
     );
     assert.equal(new Set(weights.map(([, w]) => w)).size, 1, JSON.stringify(weights));
 
-    // Every miner trains, from the round after the operator admitted it (workers start staggered).
+    // Every miner trains in (nearly) every round.
     for (const miner of ["miner-1", "miner-2", "miner-3"]) {
       const rounds = lines.filter((l) => l.startsWith(`[${miner}]`) && /round \d+: trained/.test(l));
-      assert.ok(rounds.length >= ROUNDS / 2, `${miner} trained ${rounds.length} rounds`);
+      // minPeers is every miner: rounds wait until all three are members.
+      assert.ok(rounds.length >= ROUNDS - 1, `${miner} trained ${rounds.length} rounds`);
     }
     // Training lowers the loss of the global model on random data, as the validator measures it
     // (a miner's own inner-step loss moves with the shards it draws).
@@ -175,7 +176,10 @@ describe("whole system", { timeout: 600_000 }, () => {
       return round?.value === ROUNDS ? { active: active?.value, joined: joined?.value } : undefined;
     });
     assert.deepEqual(runSeries, { active: 3, joined: 3 });
-    const workerLoss = await system.prom.query('covenant_worker_loss{run="default/e2e",role="miner"}');
+    // The workers have exited by now: read their last samples.
+    const workerLoss = await system.prom.query(
+      'last_over_time(covenant_worker_loss{run="default/e2e",role="miner"}[10m])',
+    );
     assert.ok(workerLoss.length >= 1, "the workers' series carry the same run label");
   });
 });
