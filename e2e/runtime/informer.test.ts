@@ -136,9 +136,11 @@ describe("informer", { timeout: 240_000 }, () => {
         (await counter(metrics.informerRelists, { resource: "configmaps", reason: "gone" })) > gone0,
       { timeoutMs: 20_000 },
     );
-    assert.ok(
-      Number(inf.lastResourceVersion()) >= compactedAt,
+    // The re-list is counted when it starts; its resourceVersion lands when the list returns.
+    await waitFor(
       "the re-list moves past the compacted revision",
+      async () => Number(inf.lastResourceVersion()) >= compactedAt,
+      { timeoutMs: 20_000 },
     );
 
     // The informer keeps working after recovery.

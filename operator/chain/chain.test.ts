@@ -68,6 +68,17 @@ describe("planPeerChainStatus", () => {
       plan.events.map((e) => [e.type, e.reason]),
       [["Warning", "PeerDeregistered"]],
     );
+    // The next block sees the status just written (uid released): it stays Deregistered, once.
+    const next = planPeerChainStatus(snap(201, [neuron(0, "A"), neuron(1, "C")]), [
+      peer("b", "B", { previouslyRegistered: false, deregistered: st.registered.message }),
+    ]);
+    assert.deepEqual(next.peers[0]!.status.registered, st.registered);
+    assert.deepEqual(next.events, []);
+    // Registering again clears it.
+    const back = planPeerChainStatus(snap(202, [neuron(0, "A"), neuron(1, "C"), neuron(2, "B")]), [
+      peer("b", "B", { previouslyRegistered: false, deregistered: st.registered.message }),
+    ]);
+    assert.equal(back.peers[0]!.status.registered.reason, "Registered");
   });
 
   it("says NotRegistered for a hotkey never seen and Unknown without a hotkey", () => {

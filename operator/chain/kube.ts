@@ -13,7 +13,7 @@ import type { KubeClient } from "../kube/client.ts";
 import type { BridgeSink } from "./bridge.ts";
 import { HotkeyResolver } from "./peer-hotkeys.ts";
 import type { PeerChainInput, PeerChainPlan, PeerChainStatus } from "./peers.ts";
-import { ChainEventReason, CHAIN_FIELD_MANAGER } from "./reasons.ts";
+import { ChainEventReason, ChainReason, CHAIN_FIELD_MANAGER } from "./reasons.ts";
 import type { ConditionSpec, SyncSnapshot } from "./sync.ts";
 
 export interface KubeSinkOptions {
@@ -71,6 +71,10 @@ export class KubeChainSink implements BridgeSink {
         hotkey: await this.hotkeys.of(p),
         previousUid: p.status?.uid,
         previouslyRegistered: registered?.status === "True",
+        deregistered:
+          registered?.status === "False" && registered.reason === ChainReason.Deregistered
+            ? registered.message
+            : undefined,
       });
     }
     return out;

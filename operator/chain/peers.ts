@@ -18,6 +18,8 @@ export interface PeerChainInput {
   /** The uid last written to the peer's status, if any. */
   previousUid: number | undefined;
   previouslyRegistered: boolean;
+  /** The Registered condition's message when it says Deregistered: a deregistration sticks. */
+  deregistered?: string;
 }
 
 export interface RegisteredCondition {
@@ -115,21 +117,26 @@ export function planPeerChainStatus(
     }
     const taken = p.previousUid === undefined ? undefined : snapshot.neurons[p.previousUid];
     const wasRegistered = p.previouslyRegistered && p.previousUid !== undefined;
-    const registered: RegisteredCondition = wasRegistered
-      ? {
-          type: "Registered",
-          status: "False",
-          reason: ChainReason.Deregistered,
-          message: taken
-            ? `uid ${p.previousUid} is now held by hotkey ${taken.hotkey} (${at})`
-            : `hotkey ${p.hotkey} no longer holds a uid on ${at}`,
-        }
-      : {
-          type: "Registered",
-          status: "False",
-          reason: ChainReason.NotRegistered,
-          message: `hotkey ${p.hotkey} holds no uid on ${at}`,
-        };
+    // Deregistered stays until the hotkey registers again (then it is Registered), so the
+    // reason is not lost at the next block.
+    const registered: RegisteredCondition =
+      !wasRegistered && p.deregistered !== undefined
+        ? { type: "Registered", status: "False", reason: ChainReason.Deregistered, message: p.deregistered }
+        : wasRegistered
+          ? {
+              type: "Registered",
+              status: "False",
+              reason: ChainReason.Deregistered,
+              message: taken
+                ? `uid ${p.previousUid} is now held by hotkey ${taken.hotkey} (${at})`
+                : `hotkey ${p.hotkey} no longer holds a uid on ${at}`,
+            }
+          : {
+              type: "Registered",
+              status: "False",
+              reason: ChainReason.NotRegistered,
+              message: `hotkey ${p.hotkey} holds no uid on ${at}`,
+            };
     out.peers.push({ namespace: p.namespace, name: p.name, status: { hotkey: p.hotkey, registered } });
     if (wasRegistered) ev("Warning", ChainEventReason.PeerDeregistered, registered.message);
   }
