@@ -52,6 +52,37 @@ describe("Helm chart", { timeout: 240_000 }, () => {
     assert.deepEqual(role?.rules, generated.rules);
   });
 
+  test("mounts the operator's NATS credentials and passes the bus and chain flags when asked", async () => {
+    type Container = { args: string[]; volumeMounts?: { name: string; mountPath: string }[] };
+    type Deployment = {
+      kind: string;
+      spec: {
+        template: { spec: { containers: Container[]; volumes?: { secret?: { secretName: string } }[] } };
+      };
+    };
+    const render = async (...set: string[]) => {
+      const { stdout } = await helm(["template", "covenant", chart, ...set.flatMap((v) => ["--set", v])]);
+      return parseAllDocuments(stdout)
+        .map((d) => d.toJS() as Deployment | null)
+        .find((d) => d?.kind === "Deployment")!.spec.template.spec;
+    };
+    const plain = await render();
+    assert.ok(plain.containers[0]!.args.includes("--chain=true"));
+    assert.ok(!plain.containers[0]!.args.some((a) => a.startsWith("--nats-creds")));
+    assert.equal(plain.volumes, undefined);
+    const withBus = await render(
+      "bus.credentialsSecret=operator-nats",
+      "bus.membership=false",
+      "chain.enabled=false",
+    );
+    const args = withBus.containers[0]!.args;
+    assert.ok(args.includes("--nats-creds=/etc/covenant/nats/nats.creds"), args.join(" "));
+    assert.ok(args.includes("--membership=false"));
+    assert.ok(args.includes("--chain=false"));
+    assert.equal(withBus.volumes?.[0]?.secret?.secretName, "operator-nats");
+    assert.equal(withBus.containers[0]!.volumeMounts?.[0]?.mountPath, "/etc/covenant/nats");
+  });
+
   test("refuses bad values, naming the field", async () => {
     const bad: [string, RegExp][] = [
       ["replicaCount=0", /replicaCount/],
@@ -59,6 +90,8 @@ describe("Helm chart", { timeout: 240_000 }, () => {
       ["logging.level=loud", /logging\.level|level/],
       ["httpPort=80", /httpPort/],
       ["watchNamespace=Bad_Name", /watchNamespace/],
+      ["bus.credentialsSecret=Not_A_Name", /credentialsSecret/],
+      ["bus.membership=maybe", /membership/],
     ];
     for (const [set, field] of bad) {
       await assert.rejects(
