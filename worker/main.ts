@@ -8,6 +8,7 @@ import { Keyring } from "@polkadot/keyring";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import type { ResolvedRunConfig } from "../operator/api/runconfig.ts";
 import { BusClient } from "../operator/bus/client.ts";
+import { stateKeys } from "../operator/protocol/names.ts";
 import { parseArgs, runConfigProblems, USAGE, localDataDir } from "./config.ts";
 import type { WorkerOptions } from "./config.ts";
 import { ChainDuties } from "./chain/duties.ts";
@@ -82,9 +83,9 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
     // The operator names the validator in the run's state bucket; wait for it.
     notReady = "waiting for the operator to name the run's validator";
     for (let waited = 0; !validator && !signal.aborted; waited++) {
-      validator = (await (await bus.state()).get("validator"))?.string() || undefined;
+      validator = (await (await bus.state()).get(stateKeys.validator))?.string() || undefined;
       if (validator) break;
-      if (waited === 0) log.info(`${notReady} ('validator' in the state bucket)`);
+      if (waited === 0) log.info(`${notReady} ('${stateKeys.validator}' in the state bucket)`);
       await new Promise((r) => setTimeout(r, 1000));
     }
     if (!validator) return;

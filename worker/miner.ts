@@ -4,7 +4,7 @@
 import type { KeyringPair } from "@polkadot/keyring/types";
 import { encodeAnnouncement, signEnvelope } from "../operator/protocol/envelope.ts";
 import { assignShards } from "../operator/protocol/rendezvous.ts";
-import type { Membership } from "../operator/protocol/membership.ts";
+import { parseMembership, type Membership } from "../operator/protocol/membership.ts";
 import { stateKeys } from "../operator/protocol/names.ts";
 import type { Tensors } from "./kernels.ts";
 import { tensorSize } from "./kernels.ts";
@@ -27,10 +27,7 @@ export async function readMembership(replica: Replica): Promise<Membership | und
   const kv = await replica.bus.state();
   const e = await kv.get(stateKeys.membership);
   if (!e || e.value.length === 0) return undefined;
-  const m = JSON.parse(e.string()) as Membership;
-  if (!Number.isSafeInteger(m.epoch) || !Array.isArray(m.members))
-    throw new Error("membership in the state bucket is malformed");
-  return m;
+  return parseMembership(e.string());
 }
 
 export class Miner {

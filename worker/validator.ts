@@ -82,12 +82,14 @@ export class Validator {
   /**
    * Rounds run only with `aggregation.minPeers` members: until the membership has that many,
    * the round waits without a deadline, then opens afresh with the membership it has then.
+   * Answers the membership it last read.
    */
-  async #quorum(signal: AbortSignal): Promise<void> {
+  async #quorum(signal: AbortSignal): Promise<Membership | undefined> {
     const need = this.replica.cfg.aggregation.minPeers;
     let waited = false;
+    let m: Membership | undefined;
     while (!signal.aborted) {
-      const m = await readMembership(this.replica);
+      m = await readMembership(this.replica);
       if ((m?.members.length ?? 0) >= need) break;
       if (!waited)
         this.replica.log.info(
@@ -97,6 +99,7 @@ export class Validator {
       await new Promise((res) => setTimeout(res, 1000));
     }
     if (waited) this.#openRound();
+    return m;
   }
 
   #openRound(): void {
@@ -144,7 +147,8 @@ export class Validator {
     const r = this.replica;
     const cfg = r.cfg;
     const round = r.round;
-    await this.#quorum(signal);
+    // The membership now (re-read below while waiting).
+    let current = await this.#quorum(signal);
     // The round is judged by the membership it opened with (miners adopt it at the boundary);
     // a member the operator removes meanwhile is no longer waited for.
     const membership = await this.#roundMembership;
@@ -153,7 +157,6 @@ export class Validator {
     const assignment = assignShards(r.bus.names.run, cfg.data.shards, members);
     // Members without a shard have nothing to train on and are not waited for.
     const withShards = members.filter((h) => (assignment.get(h)?.length ?? 0) > 0);
-    let current = await readMembership(r);
     const expected = () => withShards.filter((h) => current?.members.includes(h) ?? true);
     // Wait for every expected member's announcement or the deadline. The stream consumer
     // delivers them; once a second the stream is also asked directly, so a consumer that

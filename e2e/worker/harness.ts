@@ -10,6 +10,7 @@ import type { ResolvedRunConfig } from "../../operator/api/runconfig.ts";
 import type { TrainingRun } from "../../operator/api/trainingrun.ts";
 import { trainingRunSpecSchema } from "../../operator/api/trainingrun.ts";
 import { freePort } from "../stack/ports.ts";
+import { stateKeys } from "../../operator/protocol/names.ts";
 import { nodeTs, repoRoot, tempDir } from "../stack/paths.ts";
 import { ManagedProcess } from "../stack/process.ts";
 import { shardPath, syntheticTokens, writeShard } from "../../worker/shards.ts";
@@ -108,8 +109,8 @@ export async function startLocalRun(o: RunOptions): Promise<LocalRun> {
   const op = await bus.connect("operator");
   const kv = await op.state();
   const members = [...o.miners, ...(o.extraMembers ?? [])].map((n) => identity(n).hotkey).sort();
-  await kv.put("membership", JSON.stringify({ epoch: 1, members }));
-  await kv.put("validator", identity(o.validator).hotkey);
+  await kv.put(stateKeys.membership, JSON.stringify({ epoch: 1, members }));
+  await kv.put(stateKeys.validator, identity(o.validator).hotkey);
   await op.close();
 
   const workers: Worker[] = [];

@@ -17,9 +17,11 @@ import {
   applyDefaults,
   trainingRunSchema,
   type CovenantPeer,
+  type CovenantPeerStatus,
   type TrainingRun,
 } from "../api/index.ts";
 import { findCondition, mergeConditions } from "../controllers/conditions.ts";
+import { statusChanged } from "../controllers/status.ts";
 import { COVENANT_PEERS, TRAINING_RUNS } from "../controllers/resources.ts";
 import {
   applyStatus,
@@ -28,15 +30,17 @@ import {
   type KubeClient,
   type Logger,
 } from "../kube/index.ts";
-import type { Membership } from "../protocol/membership.ts";
+import { parseMembership, type Membership } from "../protocol/membership.ts";
 import { stateKeys } from "../protocol/names.ts";
 import type { BusProgress } from "../progress/plan.ts";
 import type { HotkeyResolver } from "../chain/peer-hotkeys.ts";
 import { firstExpectedRound, graceOf, planMembership, type PeerRoundStatus, type PeerView } from "./plan.ts";
 
+/** The peer status fields the membership controller owns, besides its condition. */
+const ROUND_FIELDS = ["assignedShards", "lastSubmittedRound", "lastSelectedRound", "missedRounds"] as const;
+const PEER_FIELDS: readonly (keyof CovenantPeerStatus)[] = [...ROUND_FIELDS, "conditions"];
+
 export const MEMBERSHIP_FIELD_MANAGER = "covenant-membership-controller";
-/** KV key of the validator whose selections the workers follow. */
-export const VALIDATOR_KEY = "validator";
 
 export interface KeeperDeps {
   client: KubeClient;
@@ -54,15 +58,9 @@ export async function readMembership(kv: KV): Promise<{ membership?: Membership;
   const e = await kv.get(stateKeys.membership);
   if (!e || e.operation !== "PUT" || e.value.length === 0) return { revision: e?.revision ?? 0 };
   try {
-    const m = JSON.parse(e.string()) as Membership;
-    if (
-      Number.isSafeInteger(m.epoch) &&
-      Array.isArray(m.members) &&
-      m.members.every((x) => typeof x === "string")
-    )
-      return { membership: { epoch: m.epoch, members: [...m.members] }, revision: e.revision };
+    return { membership: parseMembership(e.string()), revision: e.revision };
   } catch {
-    // fall through: a malformed value is replaced by the next membership
+    // a malformed value counts as none and is replaced by the next membership
   }
   return { revision: e.revision };
 }
@@ -134,8 +132,8 @@ export class MembershipKeeper {
         left: plan.left.length,
       });
     }
-    if (plan.validator && (await kv.get(VALIDATOR_KEY))?.string() !== plan.validator)
-      await kv.put(VALIDATOR_KEY, plan.validator);
+    if (plan.validator && (await kv.get(stateKeys.validator))?.string() !== plan.validator)
+      await kv.put(stateKeys.validator, plan.validator);
 
     for (const p of peers) {
       const s = plan.peers.get(p.metadata.name);
@@ -182,7 +180,7 @@ export class MembershipKeeper {
   }
 
   async #writePeer(p: CovenantPeer, s: PeerRoundStatus, now: Date): Promise<void> {
-    const status: Record<string, unknown> = {
+    const status: CovenantPeerStatus = {
       conditions: mergeConditions(
         p.status?.conditions,
         [{ type: PeerCondition.Contributing, ...s.contributing }],
@@ -190,16 +188,8 @@ export class MembershipKeeper {
         now,
       ),
     };
-    for (const k of ["assignedShards", "lastSubmittedRound", "lastSelectedRound", "missedRounds"] as const)
-      if (s[k] !== undefined) status[k] = s[k];
-    const existing = p.status as Record<string, unknown> | undefined;
-    const same =
-      ["assignedShards", "lastSubmittedRound", "lastSelectedRound", "missedRounds"].every(
-        (k) => existing?.[k] === status[k],
-      ) &&
-      JSON.stringify(findCondition(p.status?.conditions, PeerCondition.Contributing)) ===
-        JSON.stringify((status.conditions as unknown[])[0]);
-    if (same) return;
+    for (const k of ROUND_FIELDS) if (s[k] !== undefined) status[k] = s[k];
+    if (!statusChanged(p.status, status, PEER_FIELDS)) return;
     await applyStatus(
       this.d.client,
       COVENANT_PEERS,

@@ -43,13 +43,14 @@ export function addProgressController(
   const { runs } = inf;
   const connections = new Map<string, Promise<NatsConnection>>();
   const watchers = new Map<string, { url: string; watcher: BusProgressWatcher; kv?: KV }>();
+  const membershipClient = mgr.client.withCaller("membership");
   const keeper = opts.membership
     ? new MembershipKeeper({
-        client: mgr.client.withCaller("membership"),
+        client: membershipClient,
         recorder: mgr.recorder,
         log,
         peers: inf.peers,
-        hotkeys: new HotkeyResolver(mgr.client.withCaller("membership")),
+        hotkeys: new HotkeyResolver(membershipClient),
         changes: opts.membershipChanges,
       })
     : undefined;

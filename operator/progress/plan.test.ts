@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { TrainingRun } from "../api/index.ts";
-import { emptyBusProgress, parseRunSubject, planProgress, progressChanged, selectionRound } from "./plan.ts";
+import { emptyBusProgress, parseRunSubject, planProgress, progressChanged } from "./plan.ts";
 
 const run = (rounds: number, status?: TrainingRun["status"]) =>
   ({ metadata: { name: "tiny" }, spec: { rounds }, status }) as unknown as TrainingRun;
@@ -41,10 +41,14 @@ test("only fields the bus has shown are compared", () => {
 
 test("selection subjects are parsed strictly", () => {
   const hk = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
-  assert.equal(selectionRound(`covenant.tiny.round.7.selection.${hk}`, "tiny"), 7);
-  assert.equal(selectionRound(`covenant.other.round.7.selection.${hk}`, "tiny"), undefined);
-  assert.equal(selectionRound(`covenant.tiny.round.7.submit.${hk}`, "tiny"), undefined);
-  assert.equal(selectionRound(`covenant.tiny.round.x.selection.${hk}`, "tiny"), undefined);
+  assert.deepEqual(parseRunSubject(`covenant.tiny.round.7.selection.${hk}`, "tiny"), {
+    kind: "selection",
+    round: 7,
+    hotkey: hk,
+  });
+  assert.equal(parseRunSubject(`covenant.other.round.7.selection.${hk}`, "tiny"), undefined);
+  assert.equal(parseRunSubject(`covenant.tiny.round.7.submit.${hk}`, "tiny")?.kind, "submit");
+  assert.equal(parseRunSubject(`covenant.tiny.round.x.selection.${hk}`, "tiny"), undefined);
 });
 
 test("submit and heartbeat subjects are parsed too, anything else is not the run's", () => {

@@ -85,9 +85,3 @@ export function parseRunSubject(subject: string, run: string): RunSubject | unde
   if (t[4] !== "selection" && t[4] !== "submit") return undefined;
   return { kind: t[4], round: Number(t[3]), hotkey };
 }
-
-/** The round of a selection subject, if it is one. */
-export function selectionRound(subject: string, run: string): number | undefined {
-  const s = parseRunSubject(subject, run);
-  return s?.kind === "selection" ? s.round : undefined;
-}

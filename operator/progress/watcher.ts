@@ -5,6 +5,7 @@ import { DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg } from "@na
 import { Kvm, type KvWatchEntry } from "@nats-io/kv";
 import type { QueuedIterator } from "@nats-io/nats-core";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { parseMembership } from "../protocol/membership.ts";
 import { busNames, stateKeys } from "../protocol/names.ts";
 import { verifySelection } from "../protocol/selection.ts";
 import { emptyBusProgress, parseRunSubject, type BusProgress } from "./plan.ts";
@@ -45,15 +46,8 @@ export class BusProgressWatcher {
     void this.#follow(this.#watch, (e) => {
       if (e.operation !== "PUT") return;
       try {
-        const m = JSON.parse(e.string()) as { epoch?: unknown; members?: unknown };
-        if (
-          typeof m.epoch === "number" &&
-          Array.isArray(m.members) &&
-          m.members.every((x) => typeof x === "string")
-        ) {
-          this.progress.membership = { epoch: m.epoch, members: m.members as string[] };
-          this.onChange();
-        }
+        this.progress.membership = parseMembership(e.string());
+        this.onChange();
       } catch (err) {
         this.onError(err);
       }

@@ -51,6 +51,25 @@ export interface Membership {
   members: string[];
 }
 
+/** A membership as stored in the run's state bucket (JSON); throws when it is not one. */
+export function parseMembership(text: string): Membership {
+  let m: { epoch?: unknown; members?: unknown };
+  try {
+    m = JSON.parse(text) as typeof m;
+  } catch {
+    throw new Error("membership in the state bucket is not JSON");
+  }
+  if (
+    typeof m !== "object" ||
+    m === null ||
+    !Number.isSafeInteger(m.epoch) ||
+    !Array.isArray(m.members) ||
+    !m.members.every((x) => typeof x === "string")
+  )
+    throw new Error("membership in the state bucket is malformed");
+  return { epoch: m.epoch as number, members: [...(m.members as string[])] };
+}
+
 /** The next membership: the same object when nothing changed, else the new set with epoch + 1. */
 export function nextMembership(previous: Membership | undefined, active: Iterable<string>): Membership {
   const members = [...new Set(active)].sort();

@@ -91,6 +91,8 @@ export function busNames(run: string): BusNames {
 /** KV keys in the state bucket. */
 export const stateKeys = {
   membership: "membership",
+  /** Hotkey of the validator whose selections the workers follow; the operator names it. */
+  validator: "validator",
   assignment: "assignment",
   /** Pointer to a validator's latest checkpoint: `checkpoint.<hotkey>`, written by that validator. */
   checkpoint: (hotkey: string) => `checkpoint.${checkHotkey(hotkey)}`,
