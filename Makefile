@@ -52,19 +52,18 @@ build: setup $(BUILD_TARGETS) ## build everything
 	@true
 
 test: build ## run every test and print one summary
-	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
+	@rm -rf $(RESULTS) && mkdir -p $(RESULTS) && touch $(RESULTS)/.started
 	@status=0; for t in $(TEST_TARGETS); do $(MAKE) --no-print-directory $$t || status=1; done; \
-	  scripts/check-leftovers.sh || status=1; \
+	  scripts/check-leftovers.sh $(RESULTS)/.started || status=1; \
 	  $(NODE) scripts/test-summary.ts $(RESULTS) || status=1; exit $$status
 
-# Unit tests sit beside the code; integration and end-to-end tests in e2e/.
+# Unit tests sit beside the code; integration and end-to-end tests in e2e/. Each file runs in
+# its own process group under a time limit (300 s unless it declares `// test-limit: N s`), so
+# a file that hangs is stopped, named and failed instead of hanging the suite.
 TEST_FILES = $(shell find operator worker e2e kernels/binding scripts -name '*.test.ts' -not -path '*/node_modules/*' 2>/dev/null | sort)
 test-node:
 	@mkdir -p $(RESULTS)
-	$(NODE) --test --test-concurrency=2 \
-	  --test-reporter=spec --test-reporter-destination=stdout \
-	  --test-reporter=tap --test-reporter-destination=$(RESULTS)/node.tap \
-	  $(TEST_FILES)
+	$(NODE) scripts/run-tests.ts --concurrency 2 --limit 300 --results $(RESULTS) $(TEST_FILES)
 
 lint: node_modules/.package-lock.json $(LINT_TARGETS) ## typecheck, eslint, prettier, clang-format
 	@true

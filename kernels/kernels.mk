@@ -20,10 +20,11 @@ $(KERNELS_BUILD)/CMakeCache.txt: kernels/CMakeLists.txt
 kernels-build: $(KERNELS_BUILD)/CMakeCache.txt ## build the native engine (CPU, and CUDA when nvcc is available)
 	cmake --build $(KERNELS_BUILD) -j2
 
+# Each CTest test has a 600 s limit (--timeout), so a hung kernel test fails instead of hanging.
 test-kernels: kernels-build
 	@mkdir -p $(RESULTS)
 	@if [ -n "$$(cd $(KERNELS_BUILD) && ctest -N | grep -E '^Total Tests: [1-9]')" ]; then \
-	  cd $(KERNELS_BUILD) && ctest --output-on-failure --output-junit $(ROOT)/$(RESULTS)/kernels.xml; \
+	  cd $(KERNELS_BUILD) && ctest --timeout 600 --output-on-failure --output-junit $(ROOT)/$(RESULTS)/kernels.xml; \
 	else echo "kernels: no CTest tests yet"; fi
 
 bench-kernels: kernels-build ## SparseLoCo codec benchmarks (results in kernels/BENCHMARKS.md)
