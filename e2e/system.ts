@@ -95,7 +95,10 @@ export async function startSystem(o: SystemOptions): Promise<System> {
     stops.push(() => kube.stop());
     o.say(`    API server ${kube.server}`);
     const kubectl = (...args: string[]) =>
-      run(binary("kubectl"), args, { env: { ...process.env, KUBECONFIG: kube.kubeconfigPath } });
+      run(binary("kubectl"), args, {
+        env: { ...process.env, KUBECONFIG: kube.kubeconfigPath },
+        timeout: 120_000,
+      });
     await kubectl("apply", "--server-side", "-f", join(repoRoot, "crds"));
     await kubectl(
       "wait",
@@ -253,7 +256,7 @@ export async function startSystem(o: SystemOptions): Promise<System> {
         ),
       async stop() {
         await stopAll();
-        if (!process.env.COVENANT_KEEP_TMP) tmp.remove();
+        tmp.remove();
       },
     };
   } catch (err) {

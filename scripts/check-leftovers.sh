@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Fails when a server started by the tests is still running: any process whose
-# command line names a pinned binary in bin/ or a test stack's temporary directory.
+# Fails when a test left something behind: any process whose command line names a pinned
+# binary in bin/ or a test stack's temporary directory, and, given a stamp file made when
+# the run started (usage: check-leftovers.sh [STAMP]), any covenant-* temporary directory
+# made since then. Leftover directories are listed and removed, so the next run starts clean.
 set -uo pipefail
 bin=${COVENANT_BIN:-$(cd "$(dirname "$0")/.." && pwd)/bin}
+stamp=${1:-}
+tmp=${TMPDIR:-/tmp}
 found=0
 for d in /proc/[0-9]*; do
   pid=${d#/proc/}
@@ -16,4 +20,16 @@ for d in /proc/[0-9]*; do
   esac
 done
 [ $found = 0 ] && echo "leftovers: no test process left behind"
+if [ -n "${COVENANT_KEEP_TMP:-}" ]; then
+  echo "leftovers: temporary directories kept (COVENANT_KEEP_TMP)"
+elif [ -n "$stamp" ] && [ -e "$stamp" ]; then
+  dirs=0
+  while IFS= read -r dir; do
+    echo "left behind: directory $dir"
+    rm -rf "$dir"
+    dirs=1
+  done < <(find "$tmp" -maxdepth 1 -name 'covenant-*' -newer "$stamp" 2>/dev/null)
+  [ $dirs = 0 ] && echo "leftovers: no temporary directory left behind"
+  [ $dirs = 0 ] || found=1
+fi
 exit $found

@@ -16,7 +16,10 @@ import { waitFor } from "../stack/wait.ts";
 const run = promisify(execFile);
 const chart = join(repoRoot, "charts/covenant-operator");
 const helm = (args: string[], env: Record<string, string> = {}) =>
-  run(binary("helm"), args, { env: { ...process.env, HELM_CACHE_HOME: "/tmp/covenant-helm-cache", ...env } });
+  run(binary("helm"), args, {
+    env: { ...process.env, HELM_CACHE_HOME: join(repoRoot, "build/helm-cache"), ...env },
+    timeout: 120_000,
+  });
 
 const sameFiles = (a: string, b: string) => {
   const names = readdirSync(a).filter((n) => n.endsWith(".yaml"));

@@ -112,7 +112,7 @@ export class NodeAgent {
     for (const t of this.timers) clearInterval(t);
     await Promise.all([...this.pods.values()].map((p) => p.process.stop()));
     this.pods.clear();
-    if (!process.env.COVENANT_KEEP_TMP) this.tmp.remove();
+    this.tmp.remove();
   }
 
   private async register(n: NodeSpec): Promise<void> {

@@ -35,7 +35,7 @@ export function kubectl(kubeconfigPath: string, args: string[], input?: string):
     const child = execFile(
       binary("kubectl"),
       [`--kubeconfig=${kubeconfigPath}`, ...args],
-      { maxBuffer: 16 << 20 },
+      { maxBuffer: 16 << 20, timeout: 120_000 },
       (err, stdout, stderr) =>
         err ? reject(new Error(`kubectl ${args.join(" ")}: ${stderr || err.message}`)) : resolve(stdout),
     );

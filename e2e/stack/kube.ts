@@ -197,12 +197,12 @@ export async function startKube(opts: KubeStackOptions = {}): Promise<KubeStack>
       },
       async stop() {
         await stopAll();
-        if (!process.env.COVENANT_KEEP_TMP) tmp.remove();
+        tmp.remove();
       },
     };
   } catch (err) {
     await stopAll();
-    if (!process.env.COVENANT_KEEP_TMP) tmp.remove();
+    tmp.remove();
     throw err;
   }
 }

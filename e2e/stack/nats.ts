@@ -85,7 +85,7 @@ export async function startNats(opts: NatsOptions = {}): Promise<NatsServer> {
     },
     async stop() {
       await current.stop();
-      if (!process.env.COVENANT_KEEP_TMP) tmp.remove();
+      tmp.remove();
     },
   };
 }

@@ -27,10 +27,50 @@ export function systemBinary(name: string): string {
   throw new Error(`${name} not found on PATH: run \`make setup\` first`);
 }
 
-/** A fresh temporary directory; removed by the returned function. */
+const liveTempDirs = new Set<string>();
+let exitHookInstalled = false;
+
+/** Whether temporary directories are kept for debugging (COVENANT_KEEP_TMP=1). */
+export const keepTempDirs = (): boolean => Boolean(process.env.COVENANT_KEEP_TMP);
+
+/**
+ * A fresh temporary directory; removed by the returned function, or when this process exits
+ * (normally, through process.exit, or from the stack's signal handlers) if it still exists.
+ * COVENANT_KEEP_TMP=1 keeps it. Only a SIGKILL leaves one behind: scripts/check-leftovers.sh
+ * reports and removes those.
+ */
 export function tempDir(prefix: string): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), `covenant-${prefix}-`));
-  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+  liveTempDirs.add(path);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once("exit", removeTempDirs);
+  }
+  return {
+    path,
+    remove: () => {
+      liveTempDirs.delete(path);
+      if (!keepTempDirs()) rmSync(path, { recursive: true, force: true, maxRetries: 3 });
+    },
+  };
+}
+
+/** The temporary directories this process made and has not removed yet. */
+export function openTempDirs(): string[] {
+  return [...liveTempDirs];
+}
+
+/** Removes every temporary directory this process made and has not removed yet. */
+export function removeTempDirs(): void {
+  for (const path of liveTempDirs) {
+    liveTempDirs.delete(path);
+    if (keepTempDirs()) continue;
+    try {
+      rmSync(path, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      // a server still writing into it; check-leftovers.sh reports what remains
+    }
+  }
 }
 
 /** argv that runs a TypeScript entry point with node through tsx, from any working directory. */

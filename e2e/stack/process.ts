@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { removeTempDirs } from "./paths.ts";
 
 const reaper = join(dirname(fileURLToPath(import.meta.url)), "reaper.sh");
 const live = new Set<ManagedProcess>();
@@ -147,11 +148,23 @@ function installExitHandlers(): void {
   installed = true;
   process.once("exit", () => {
     for (const p of live) signalGroup(p.pid, "SIGKILL");
+    removeTempDirs();
   });
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.once(signal, () => {
-      for (const p of live) signalGroup(p.pid, "SIGTERM");
-      process.exit(128 + (signal === "SIGINT" ? 2 : signal === "SIGTERM" ? 15 : 1));
+      // Servers get a short grace to exit (their children's exit events still arrive), then
+      // the exit handler kills what is left and removes the temporary directories.
+      const code = 128 + (signal === "SIGINT" ? 2 : signal === "SIGTERM" ? 15 : 1);
+      const pending = [...live];
+      for (const p of pending) signalGroup(p.pid, "SIGTERM");
+      const deadline = setTimeout(() => process.exit(code), signalGraceMs);
+      void Promise.all(pending.map((p) => p.exited)).then(() => {
+        clearTimeout(deadline);
+        process.exit(code);
+      });
     });
   }
 }
+
+/** How long a signalled owner waits for its servers before killing them. */
+const signalGraceMs = 3_000;

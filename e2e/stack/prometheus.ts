@@ -111,7 +111,7 @@ export async function startPrometheus(opts: PrometheusOptions = {}): Promise<Pro
     },
     async stop() {
       await proc.stop();
-      if (!process.env.COVENANT_KEEP_TMP) tmp.remove();
+      tmp.remove();
     },
   };
 }

@@ -166,7 +166,7 @@ export async function startLocalRun(o: RunOptions): Promise<LocalRun> {
     async stop() {
       await Promise.all(workers.map((w) => w.proc.stop(5_000)));
       await bus.stop();
-      if (!process.env.COVENANT_KEEP_TMP) tmp.remove();
+      tmp.remove();
     },
   };
 }
