@@ -8,10 +8,18 @@
  * between machines does not matter. The leader renews every `retryPeriodMs`; if no renewal
  * succeeds within `renewDeadlineMs` it steps down (onStoppedLeading) before the lease can
  * expire for the others. `release()` hands the lease back at once on graceful shutdown.
+ *
+ * Never two leaders: a standby takes over no sooner than `leaseDurationMs` after it saw the
+ * last renewal, and it cannot see a renewal before the attempt that wrote it was sent. So the
+ * leader holds leadership only until (start of its last successful attempt + renewDeadline),
+ * on a timer of its own: it does not wait for a hung request to come back (the request
+ * timeout of the client is far longer than the lease), and it aborts the attempt in flight.
+ * Every attempt is bounded by the renew deadline too, so a candidate whose acquisition
+ * answered late does not start leading on a lease that may already have expired.
  */
 import type { OperatorMetrics } from "../metrics/registry.ts";
 import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from "./client.ts";
-import { CORE } from "./keys.ts";
+import { CORE, resourceLabel, resourcePath } from "./keys.ts";
 import { silentLogger, type Logger } from "./log.ts";
 
 export interface LeaseSpec {
@@ -63,7 +71,11 @@ export class LeaderElector {
   private stopped = false;
   private observed: { record: string; at: number } | undefined;
   private lastLease: Lease | undefined;
-  private lastRenew = 0;
+  /** performance.now() until which this process may act as leader. */
+  private leadUntil = 0;
+  private stepDownTimer: NodeJS.Timeout | undefined;
+  /** The acquire/renew attempt in flight, aborted when leadership ends under it. */
+  private inflight: AbortController | undefined;
   private currentLeader = "";
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
@@ -89,7 +101,8 @@ export class LeaderElector {
   }
 
   isLeader(): boolean {
-    return this.leading;
+    // Also false once the deadline has passed, should the step-down timer fire late.
+    return this.leading && performance.now() < this.leadUntil;
   }
 
   /** The holder last observed (may be this process). */
@@ -113,16 +126,20 @@ export class LeaderElector {
       const lease = this.lastLease;
       if (lease && lease.spec?.holderIdentity === this.options.identity) {
         const now = new Date();
-        await this.client.replace(CORE.leases, {
-          ...lease,
-          spec: {
-            ...lease.spec,
-            holderIdentity: "",
-            leaseDurationSeconds: 1,
-            renewTime: microTime(now),
-            acquireTime: microTime(now),
+        // Bounded so that a hung API server does not hold up shutdown; the lease then expires.
+        await this.replaceLease(
+          {
+            ...lease,
+            spec: {
+              ...lease.spec,
+              holderIdentity: "",
+              leaseDurationSeconds: 1,
+              renewTime: microTime(now),
+              acquireTime: microTime(now),
+            },
           },
-        });
+          AbortSignal.timeout(this.renewMs),
+        );
         this.log.info("released lease");
       }
     } catch (e) {
@@ -134,52 +151,103 @@ export class LeaderElector {
   private async run(): Promise<void> {
     // Campaign.
     while (!this.stopped && !this.leading) {
-      if (await this.tryAcquireOrRenew()) {
-        this.lastRenew = performance.now();
-        this.transition(true);
-        break;
+      const started = performance.now();
+      if (await this.attempt(started)) {
+        if (this.holdUntil(started + this.renewMs)) {
+          this.transition(true);
+          break;
+        }
+        this.log.warn("took the lease too late to lead on it; trying again");
       }
       await this.sleep(this.untilNextAttempt());
     }
-    // Renew until the deadline passes without a successful renewal, or until stopped.
+    // Renew until stopped or until the step-down timer ends leadership.
     while (!this.stopped && this.leading) {
       await this.sleep(this.retryMs);
-      if (this.stopped) break;
-      if (await this.tryAcquireOrRenew()) {
-        this.lastRenew = performance.now();
-        continue;
-      }
-      if (performance.now() - this.lastRenew >= this.renewMs) {
-        this.log.warn("failed to renew lease within the renew deadline; stepping down");
-        this.transition(false);
-      }
+      if (this.stopped || !this.leading) break;
+      const started = performance.now();
+      if ((await this.attempt(started)) && this.leading) this.holdUntil(started + this.renewMs);
     }
   }
 
+  /**
+   * One acquire/renew attempt that gives up at (started + renew deadline), or sooner when
+   * leadership ends. It answers then even if a request does not honour its abort signal.
+   */
+  private async attempt(started: number): Promise<boolean> {
+    const ctl = new AbortController();
+    this.inflight = ctl;
+    const timer = setTimeout(
+      () => ctl.abort(new Error("lease attempt ran past the renew deadline")),
+      started + this.renewMs - performance.now(),
+    );
+    const aborted = new Promise<boolean>((resolve) => {
+      const onAbort = () => {
+        this.log.warn("lease attempt abandoned", { reason: ctl.signal.reason });
+        resolve(false);
+      };
+      ctl.signal.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([this.tryAcquireOrRenew(ctl.signal), aborted]);
+    } finally {
+      clearTimeout(timer);
+      if (this.inflight === ctl) this.inflight = undefined;
+    }
+  }
+
+  /**
+   * Extends leadership to `until` and (re)arms the step-down timer; answers false, stepping
+   * down if leading, when `until` has already passed (the attempt answered too late to count).
+   */
+  private holdUntil(until: number): boolean {
+    clearTimeout(this.stepDownTimer);
+    const remaining = until - performance.now();
+    if (remaining <= 0) {
+      this.stepDown();
+      return false;
+    }
+    this.leadUntil = until;
+    this.stepDownTimer = setTimeout(() => this.stepDown(), remaining);
+    return true;
+  }
+
+  /** Ends leadership now, without waiting for the attempt in flight, which is aborted. */
+  private stepDown(): void {
+    clearTimeout(this.stepDownTimer);
+    this.inflight?.abort(new Error("renew deadline passed"));
+    if (!this.leading) return;
+    this.log.warn("failed to renew lease within the renew deadline; stepping down");
+    this.transition(false);
+    this.wake?.();
+  }
+
   /** One attempt; answers true when this process holds the lease afterwards. */
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  private async tryAcquireOrRenew(signal: AbortSignal): Promise<boolean> {
     const { leaseName: name, leaseNamespace: namespace, identity } = this.options;
     const now = new Date();
     const leaseSeconds = Math.ceil(this.leaseMs / 1000);
     try {
-      const current = await this.client.getOrUndefined<Lease & { metadata: Lease["metadata"] }>(
-        CORE.leases,
-        namespace,
-        name,
-      );
+      const current = await this.getLease(signal);
+      // An abandoned attempt must not act on, nor record, what it reads late.
+      signal.throwIfAborted();
       if (!current) {
-        const created = await this.client.create<Lease>(CORE.leases, {
-          apiVersion: "coordination.k8s.io/v1",
-          kind: "Lease",
-          metadata: { name, namespace },
-          spec: {
-            holderIdentity: identity,
-            leaseDurationSeconds: leaseSeconds,
-            acquireTime: microTime(now),
-            renewTime: microTime(now),
-            leaseTransitions: 0,
+        const created = await this.createLease(
+          {
+            apiVersion: "coordination.k8s.io/v1",
+            kind: "Lease",
+            metadata: { name, namespace },
+            spec: {
+              holderIdentity: identity,
+              leaseDurationSeconds: leaseSeconds,
+              acquireTime: microTime(now),
+              renewTime: microTime(now),
+              leaseTransitions: 0,
+            },
           },
-        });
+          signal,
+        );
+        signal.throwIfAborted();
         this.observe(created);
         return true;
       }
@@ -200,10 +268,12 @@ export class LeaderElector {
           leaseTransitions: (spec.leaseTransitions ?? 0) + (mine ? 0 : 1),
         },
       };
-      const updated = await this.client.replace<Lease>(CORE.leases, next);
+      const updated = await this.replaceLease(next, signal);
+      signal.throwIfAborted();
       this.observe(updated);
       return true;
     } catch (e) {
+      if (signal.aborted) return false; // attempt() logged why it gave up
       if (isConflict(e) || isAlreadyExists(e) || isNotFound(e)) {
         this.log.debug("lost a race for the lease", { error: e });
       } else {
@@ -211,6 +281,43 @@ export class LeaderElector {
       }
       return false;
     }
+  }
+
+  // The Lease requests, through KubeClient.request so that each carries the attempt's signal.
+
+  private async getLease(signal: AbortSignal): Promise<Lease | undefined> {
+    const { leaseName, leaseNamespace } = this.options;
+    try {
+      return await this.client.request<Lease>({
+        method: "GET",
+        path: resourcePath(CORE.leases, leaseNamespace, leaseName),
+        resource: resourceLabel(CORE.leases),
+        signal,
+      });
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  private createLease(lease: Lease, signal: AbortSignal): Promise<Lease> {
+    return this.client.request<Lease>({
+      method: "POST",
+      path: resourcePath(CORE.leases, lease.metadata.namespace),
+      body: lease,
+      resource: resourceLabel(CORE.leases),
+      signal,
+    });
+  }
+
+  private replaceLease(lease: Lease, signal: AbortSignal): Promise<Lease> {
+    return this.client.request<Lease>({
+      method: "PUT",
+      path: resourcePath(CORE.leases, lease.metadata.namespace, lease.metadata.name),
+      body: lease,
+      resource: resourceLabel(CORE.leases),
+      signal,
+    });
   }
 
   /**
@@ -247,6 +354,7 @@ export class LeaderElector {
 
   private transition(leading: boolean): void {
     if (this.leading === leading) return;
+    if (!leading) clearTimeout(this.stepDownTimer);
     this.leading = leading;
     this.setGauge();
     this.options.metrics?.leaderTransitions.inc({ lease: this.options.leaseName });
