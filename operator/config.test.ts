@@ -16,6 +16,19 @@ describe("operator config", () => {
     assert.equal(c.nodeNotReadyGraceMs, 60_000);
   });
 
+  it("limits its API requests, as flags or environment say, and refuses nonsense", () => {
+    const d = parseConfig([], {});
+    assert.deepEqual([d.kubeApiQps, d.kubeApiBurst], [50, 100]);
+    const c = parseConfig(["--kube-api-qps=0"], { COVENANT_KUBE_API_BURST: "7" });
+    assert.deepEqual([c.kubeApiQps, c.kubeApiBurst], [0, 7]);
+    assert.throws(() => parseConfig(["--kube-api-qps=-1"], {}), /--kube-api-qps -1: must be >= 0/);
+    assert.throws(
+      () => parseConfig(["--kube-api-burst=0.5"], {}),
+      /--kube-api-burst 0.5: must be a whole number >= 1/,
+    );
+    assert.throws(() => parseConfig(["--kube-api-qps=fast"], {}), /expected a number/);
+  });
+
   it("flags win over the environment", () => {
     const env = { COVENANT_LOG_LEVEL: "warn", COVENANT_WATCH_NAMESPACE: "a", KUBECONFIG: "/k" };
     const c = parseConfig(

@@ -28,13 +28,17 @@ export interface OperatorConfig {
   chain: boolean;
   /** Keep each run's membership on the bus (needs natsCreds); one operator per run. */
   membership: boolean;
+  /** Client-side rate limit of Kubernetes API requests (watches excepted); 0 disables. */
+  kubeApiQps: number;
+  /** Requests that may go out at once above kubeApiQps. */
+  kubeApiBurst: number;
 }
 
 interface FlagSpec {
   key: keyof OperatorConfig;
   env: string;
   help: string;
-  kind: "string" | "bool" | "duration" | "level";
+  kind: "string" | "bool" | "duration" | "level" | "number";
   default: string;
 }
 
@@ -151,6 +155,20 @@ export const FLAGS: Record<string, FlagSpec> = {
     default: "true",
     help: "keep each run's membership (active peers, shard assignment) on the bus; one operator per run",
   },
+  "kube-api-qps": {
+    key: "kubeApiQps",
+    env: "COVENANT_KUBE_API_QPS",
+    kind: "number",
+    default: "50",
+    help: "client-side limit of Kubernetes API requests per second, watches excepted (0: no limit)",
+  },
+  "kube-api-burst": {
+    key: "kubeApiBurst",
+    env: "COVENANT_KUBE_API_BURST",
+    kind: "number",
+    default: "100",
+    help: "Kubernetes API requests allowed at once above --kube-api-qps",
+  },
 };
 
 export class ConfigError extends Error {}
@@ -222,6 +240,10 @@ export function parseConfig(
       } catch (e) {
         throw new ConfigError(`${what}: ${(e as Error).message}`);
       }
+    } else if (f.kind === "number") {
+      const n = v.trim() === "" ? NaN : Number(v);
+      if (!Number.isFinite(n)) throw new ConfigError(`invalid ${what} "${v}": expected a number`);
+      out[f.key] = n;
     } else out[f.key] = v;
   }
   const c = out as unknown as OperatorConfig;
@@ -236,6 +258,10 @@ export function parseConfig(
   }
   if (c.leaderElect && !(c.retryPeriodMs < c.renewDeadlineMs && c.renewDeadlineMs < c.leaseDurationMs)) {
     throw new ConfigError("leader election needs --retry-period < --renew-deadline < --lease-duration");
+  }
+  if (c.kubeApiQps < 0) throw new ConfigError(`--kube-api-qps ${c.kubeApiQps}: must be >= 0 (0: no limit)`);
+  if (!(Number.isInteger(c.kubeApiBurst) && c.kubeApiBurst >= 1)) {
+    throw new ConfigError(`--kube-api-burst ${c.kubeApiBurst}: must be a whole number >= 1`);
   }
   if (c.httpAddress !== "" && !/^(\[[^\]]+\]|[^:]*):\d+$/.test(c.httpAddress)) {
     throw new ConfigError(`invalid --http-address "${c.httpAddress}": expected host:port or :port`);

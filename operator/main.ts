@@ -34,6 +34,7 @@ export function buildOperator(c: OperatorConfig, log: Logger): Manager {
     namespace: c.namespace,
     httpAddress: c.httpAddress,
     logger: log,
+    rateLimit: c.kubeApiQps > 0 ? { qps: c.kubeApiQps, burst: c.kubeApiBurst } : false,
     leaderElection: c.leaderElect
       ? {
           leaseName: c.leaderElectionId,
@@ -84,12 +85,14 @@ async function main(): Promise<number> {
     throw e;
   }
   const log = createLogger({ level: config.logLevel, fields: { component: "covenant-operator" } });
-  const { kubeconfig, namespace, leaderElect, httpAddress } = config;
+  const { kubeconfig, namespace, leaderElect, httpAddress, kubeApiQps, kubeApiBurst } = config;
   log.info("starting", {
     kubeconfig: kubeconfig ?? "(in-cluster or default)",
     namespace: namespace ?? "(all)",
     leaderElect,
     httpAddress,
+    kubeApiQps,
+    kubeApiBurst,
   });
   const mgr = buildOperator(config, log);
   const reason = await mgr.run({ handleSignals: true });

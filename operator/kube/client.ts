@@ -3,15 +3,23 @@
  * streaming watches, with every request counted in the operator metrics.
  *
  * Credentials (CA, client certificate, bearer token, exec plugins) come from a KubeConfig of
- * @kubernetes/client-node; the transport is one keep-alive agent per client. See
- * docs/decisions/controller-runtime.md for why the runtime does not use the generated
- * API classes or ListWatch of that package.
+ * @kubernetes/client-node; the transport (transport.ts) keeps one keep-alive agent per client
+ * and follows rotated credential files. See docs/decisions/controller-runtime.md for why the
+ * runtime does not use the generated API classes or ListWatch of that package.
+ *
+ * Under pressure: non-watch requests wait for a client-side token bucket (ratelimit.ts, when
+ * configured), and a request the server pushed back on (429, or a GET answered 5xx with
+ * Retry-After) is repeated after the server's Retry-After (retry.ts). Both waits honour the
+ * request's AbortSignal.
  */
 import http from "node:http";
 import https from "node:https";
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import type { OperatorMetrics } from "../metrics/registry.ts";
 import { resourceLabel, resourcePath, type ResourceRef } from "./keys.ts";
+import { TokenBucketLimiter, realClock, type Clock, type RateLimit } from "./ratelimit.ts";
+import { DEFAULT_RETRY_POLICY, retryDelay, type RetryPolicy } from "./retry.ts";
+import { transportFromKubeConfig, type Transport } from "./transport.ts";
 
 /** A Kubernetes `Status` as returned with error responses. */
 export interface KubeStatus {
@@ -93,12 +101,6 @@ export const MAX_WATCH_LINE_BYTES = 32 * 1024 * 1024;
 /** Largest response body accepted. */
 export const MAX_BODY_BYTES = 256 * 1024 * 1024;
 
-interface Transport {
-  server: URL;
-  agent: http.Agent;
-  headers(): Promise<Record<string, string>>;
-}
-
 export interface KubeClientOptions {
   metrics?: OperatorMetrics;
   /** Label `controller` of API request metrics. */
@@ -106,78 +108,105 @@ export interface KubeClientOptions {
   userAgent?: string;
   /** Per-request timeout for non-watch requests; default 30 s. */
   timeoutMs?: number;
+  /**
+   * Client-side token bucket for non-watch requests, shared by every client derived with
+   * `withCaller`/`withSignal`. Absent: not limited (test harnesses, tools); the Manager passes
+   * DEFAULT_RATE_LIMIT (50 QPS, burst 100) unless told otherwise.
+   */
+  rateLimit?: RateLimit;
+  /** Repeats after 429 / 5xx with Retry-After; default 3 of at most 10 s each. */
+  retry?: RetryPolicy;
+  /** How often credential files (CA, client certificate and key, token file) are re-checked; default 5 s. */
+  credentialReloadMs?: number;
+  /** Time source of the rate limiter and retry waits; injectable for tests. */
+  clock?: Clock;
 }
 
 export class KubeClient {
   private constructor(
     private readonly transport: Transport,
     private readonly options: KubeClientOptions,
+    private readonly limiter: TokenBucketLimiter | undefined,
+    /** Aborts every request of this client (a reconcile's deadline), with each request's own. */
+    private readonly signal?: AbortSignal,
   ) {}
 
   static fromKubeConfig(kc: KubeConfig, options: KubeClientOptions = {}): KubeClient {
-    const cluster = kc.getCurrentCluster();
-    if (!cluster)
-      throw new Error("kubeconfig has no current cluster: set current-context or pass --kubeconfig");
-    const server = new URL(cluster.server);
-    const tls: https.AgentOptions = { keepAlive: true, maxSockets: 64 };
-    // The TLS material is read once; auth headers (tokens may rotate) are taken per request.
-    let tlsReady: Promise<void> | undefined;
-    let agent: http.Agent | undefined;
-    const prepare = async (): Promise<void> => {
-      const opts: https.RequestOptions = {};
-      await kc.applyToHTTPSOptions(opts);
-      tls.ca = opts.ca;
-      tls.cert = opts.cert;
-      tls.key = opts.key;
-      if (opts.rejectUnauthorized !== undefined) tls.rejectUnauthorized = opts.rejectUnauthorized;
-      if (opts.servername) tls.servername = opts.servername;
-    };
-    const transport: Transport = {
-      server,
-      get agent(): http.Agent {
-        if (!agent) agent = server.protocol === "http:" ? new http.Agent(tls) : new https.Agent(tls);
-        return agent;
-      },
-      async headers() {
-        tlsReady ??= prepare();
-        await tlsReady;
-        const opts: https.RequestOptions = {};
-        await kc.applyToHTTPSOptions(opts);
-        const out: Record<string, string> = {};
-        for (const [k, v] of Object.entries(opts.headers ?? {})) {
-          if (typeof v === "string" || typeof v === "number") out[k] = String(v);
-        }
-        if (opts.auth) out.Authorization = "Basic " + Buffer.from(opts.auth).toString("base64");
-        return out;
-      },
-    };
-    return new KubeClient(transport, options);
+    const clock = options.clock;
+    const transport = transportFromKubeConfig(kc, {
+      reloadIntervalMs: options.credentialReloadMs,
+      now: clock && (() => clock.now()),
+    });
+    return new KubeClient(transport, options, KubeClient.limiterFor(options));
   }
 
-  /** The same connection with a different `controller` label on its API request metrics. */
-  withCaller(caller: string): KubeClient {
-    return new KubeClient(this.transport, { ...this.options, caller });
+  private static limiterFor(options: KubeClientOptions): TokenBucketLimiter | undefined {
+    const r = options.rateLimit;
+    return r && r.qps > 0 ? new TokenBucketLimiter(r, options.clock) : undefined;
+  }
+
+  /**
+   * The same connection with a different `controller` label on its API request metrics.
+   * With `ownRateLimit` it gets a token bucket of its own (same limits), so that its requests
+   * never queue behind the others': leader election must renew its lease on time even while
+   * controllers saturate the shared bucket (client-go gives it a client of its own for that).
+   */
+  withCaller(caller: string, opts: { ownRateLimit?: boolean } = {}): KubeClient {
+    const options = { ...this.options, caller };
+    const limiter = opts.ownRateLimit ? KubeClient.limiterFor(options) : this.limiter;
+    return new KubeClient(this.transport, options, limiter, this.signal);
+  }
+
+  /** The same client whose every non-watch request is also aborted by `signal`. */
+  withSignal(signal: AbortSignal): KubeClient {
+    const combined = this.signal ? AbortSignal.any([this.signal, signal]) : signal;
+    return new KubeClient(this.transport, this.options, this.limiter, combined);
   }
 
   get server(): string {
     return this.transport.server.toString();
   }
 
-  /** Sends one request and parses the JSON response; non-2xx responses throw ApiError. */
+  /**
+   * Sends one request and parses the JSON response; non-2xx responses throw ApiError. Waits
+   * for the rate limiter first, and repeats the request when the server asks to (see retry.ts);
+   * every attempt is counted in `covenant_kube_api_requests_total` with its own code.
+   */
   async request<T = unknown>(req: RequestOptions): Promise<T> {
-    const started = performance.now();
     const verb = req.verb ?? verbOf(req.method, req.path);
     const resource = req.resource ?? resourceOfPath(req.path);
-    let code = "error";
-    try {
-      const { status, body } = await this.send(req);
-      code = String(status);
+    const signal = combineSignals(req.signal, this.signal);
+    const policy = this.options.retry ?? DEFAULT_RETRY_POLICY;
+    for (let attempt = 1; ; attempt++) {
+      await this.throttle(signal);
+      const started = performance.now();
+      let code = "error";
+      let res: Awaited<ReturnType<KubeClient["send"]>>;
+      try {
+        res = await this.send({ ...req, signal });
+        code = String(res.status);
+      } finally {
+        this.count(verb, resource, code, started);
+      }
+      const { status, body } = res;
+      const wait = retryDelay(req.method, status, res.retryAfter, attempt, policy, Date.now());
+      if (wait !== undefined) {
+        if (this.options.metrics) this.options.metrics.apiRetries.inc({ verb, resource, code });
+        await (this.options.clock ?? realClock).sleep(wait, signal);
+        continue;
+      }
       const text = body.toString("utf8");
       if (status < 200 || status > 299) throw toApiError(status, text);
       return (text === "" ? undefined : JSON.parse(text)) as T;
-    } finally {
-      this.count(verb, resource, code, started);
     }
+  }
+
+  /** Waits for the client-side rate limiter, if any, and records the wait. */
+  private async throttle(signal: AbortSignal | undefined): Promise<void> {
+    if (!this.limiter) return;
+    const waitedMs = await this.limiter.wait(signal);
+    const m = this.options.metrics;
+    if (m) m.apiRateLimiterWait.observe({ controller: this.options.caller ?? "" }, waitedMs / 1000);
   }
 
   async get<T extends KubernetesObject>(
@@ -299,7 +328,8 @@ export class KubeClient {
   ): Promise<void> {
     const started = performance.now();
     const resource = resourceLabel(r);
-    const headers = await this.transport.headers();
+    // Not rate limited: a watch is one long-running request, and re-watching is paced by the informer.
+    const { agent, headers } = await this.transport.prepare();
     const url = this.url(resourcePath(r, opts.namespace), {
       watch: 1,
       allowWatchBookmarks: opts.allowWatchBookmarks,
@@ -320,7 +350,7 @@ export class KubeClient {
       };
       const req = this.lib().request(url, {
         method: "GET",
-        agent: this.transport.agent,
+        agent,
         headers: { ...headers, Accept: "application/json", ...this.ua() },
       });
       // A silently dropped connection sends no FIN: give up after the server-side timeout
@@ -332,9 +362,13 @@ export class KubeClient {
         finish();
       };
       signal.addEventListener("abort", onAbort);
-      req.on("error", (e) => finish(e));
+      req.on("error", (e) => {
+        if (!signal.aborted) this.transport.rejected();
+        finish(e);
+      });
       req.on("response", (res) => {
         const status = res.statusCode ?? 0;
+        if (status === 401) this.transport.rejected();
         this.count("watch", resource, String(status), started);
         if (status !== 200) {
           readAll(res)
@@ -403,15 +437,17 @@ export class KubeClient {
     return url;
   }
 
-  private async send(req: RequestOptions): Promise<{ status: number; body: Buffer }> {
-    const headers = await this.transport.headers();
+  private async send(
+    req: RequestOptions,
+  ): Promise<{ status: number; body: Buffer; retryAfter: string | undefined }> {
+    const { agent, headers } = await this.transport.prepare();
     const url = this.url(req.path, req.query);
     const payload = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body));
     const timeoutMs = this.options.timeoutMs ?? 30_000;
     return new Promise((resolve, reject) => {
       const r = this.lib().request(url, {
         method: req.method,
-        agent: this.transport.agent,
+        agent,
         headers: {
           ...headers,
           ...this.ua(),
@@ -425,10 +461,17 @@ export class KubeClient {
       r.setTimeout(timeoutMs, () =>
         r.destroy(new Error(`${req.method} ${req.path}: timed out after ${timeoutMs} ms`)),
       );
-      r.on("error", reject);
+      r.on("error", (e) => {
+        // No response at all: a rotated (expired, replaced) certificate or CA is one cause.
+        if (!req.signal?.aborted) this.transport.rejected();
+        reject(e);
+      });
       r.on("response", (res) => {
+        const status = res.statusCode ?? 0;
+        if (status === 401) this.transport.rejected();
+        const retryAfter = res.headers["retry-after"];
         readAll(res)
-          .then((body) => resolve({ status: res.statusCode ?? 0, body }))
+          .then((body) => resolve({ status, body, retryAfter }))
           .catch(reject);
       });
       r.end(payload);
@@ -441,6 +484,11 @@ export class KubeClient {
     m.apiRequests.inc({ verb, resource, code, controller: this.options.caller ?? "" });
     m.apiRequestDuration.observe({ verb, resource }, (performance.now() - started) / 1000);
   }
+}
+
+/** Both signals, either, or none. */
+function combineSignals(a: AbortSignal | undefined, b: AbortSignal | undefined): AbortSignal | undefined {
+  return a && b ? AbortSignal.any([a, b]) : (a ?? b);
 }
 
 function readAll(res: http.IncomingMessage): Promise<Buffer> {

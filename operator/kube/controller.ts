@@ -11,6 +11,12 @@
  * answers `{ requeueAfterMs }` runs again after that delay; success resets the backoff.
  * Reconciles start only after `start()` (when the Manager leads); events before that
  * accumulate in the queue, deduplicated by key.
+ *
+ * Every reconcile has a deadline (`reconcileTimeoutMs`, default 60 s). When it passes, the
+ * reconcile's signal aborts (and with it the API requests of `ctx.client`), the worker moves
+ * on at once, even if the reconciler ignores the signal and its promise never settles, and
+ * the key is retried with backoff like a failure. A reconciler that ignores the signal may
+ * still be running when its key comes round again: reconciles must be idempotent anyway.
  */
 import type { KubernetesObject, V1OwnerReference } from "@kubernetes/client-node";
 import type { OperatorMetrics } from "../metrics/registry.ts";
@@ -18,7 +24,7 @@ import type { RateLimiter } from "./backoff.ts";
 import type { KubeClient } from "./client.ts";
 import type { EventRecorder } from "./events.ts";
 import type { EventHandlers, Informer } from "./informer.ts";
-import { parseQueueKey, queueKey, type ResourceRef } from "./keys.ts";
+import { apiVersionOf, groupOf, isGroupKind, parseQueueKey, queueKey, type ResourceRef } from "./keys.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { WorkQueue } from "./queue.ts";
 
@@ -35,7 +41,10 @@ export interface ReconcileContext {
   client: KubeClient;
   log: Logger;
   recorder: EventRecorder;
-  /** Aborted when the manager shuts down; long operations should stop early. */
+  /**
+   * Aborted when the manager shuts down or the reconcile's deadline passes (reason: a
+   * ReconcileTimeoutError); long operations should stop early. `client` honours it already.
+   */
   signal: AbortSignal;
   /** The field manager of this controller for server-side apply. */
   fieldManager: string;
@@ -64,6 +73,8 @@ export interface ControllerSpec<T extends KubernetesObject = KubernetesObject> {
   reconcile(req: ReconcileRequest, ctx: ReconcileContext): Promise<ReconcileResult>;
   /** Concurrent reconciles of different keys; default 2. */
   workers?: number;
+  /** Deadline of one reconcile; default the manager's, else 60 s (DEFAULT_RECONCILE_TIMEOUT_MS). */
+  reconcileTimeoutMs?: number;
   rateLimiter?: RateLimiter;
   fieldManager?: string;
 }
@@ -73,7 +84,30 @@ export interface ControllerDeps {
   recorder: EventRecorder;
   metrics?: OperatorMetrics;
   logger?: Logger;
+  /** Deadline of reconciles of controllers that set none. */
+  reconcileTimeoutMs?: number;
 }
+
+/**
+ * One minute: a reconcile is a handful of API requests (each with a 30 s timeout and at most
+ * ~30 s of Retry-After waits), so a reconcile still running after a minute is stuck, not slow.
+ * Without a deadline (controller-runtime sets none by default) one hung await holds a worker
+ * for good, and with the default 2 workers two of them stall the controller.
+ */
+export const DEFAULT_RECONCILE_TIMEOUT_MS = 60_000;
+
+/** The reason of a reconcile's signal when its deadline passed. */
+export class ReconcileTimeoutError extends Error {
+  override readonly name = "ReconcileTimeoutError";
+  constructor(
+    readonly key: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`reconcile of ${key} timed out after ${timeoutMs} ms`);
+  }
+}
+
+const TIMED_OUT = Symbol("timed out");
 
 export class Controller<T extends KubernetesObject = KubernetesObject> {
   readonly name: string;
@@ -82,6 +116,7 @@ export class Controller<T extends KubernetesObject = KubernetesObject> {
   private readonly primary: ResourceRef;
   private readonly log: Logger;
   private readonly client: KubeClient;
+  private readonly timeoutMs: number;
   private readonly abort = new AbortController();
   private readonly unregister: (() => void)[] = [];
   private workers: Promise<void>[] = [];
@@ -99,6 +134,10 @@ export class Controller<T extends KubernetesObject = KubernetesObject> {
     this.fieldManager = spec.fieldManager ?? `covenant-${spec.name}`;
     this.log = (deps.logger ?? silentLogger).child({ controller: spec.name });
     this.client = deps.client.withCaller(spec.name);
+    this.timeoutMs = spec.reconcileTimeoutMs ?? deps.reconcileTimeoutMs ?? DEFAULT_RECONCILE_TIMEOUT_MS;
+    if (!(Number.isFinite(this.timeoutMs) && this.timeoutMs > 0)) {
+      throw new Error(`controller "${spec.name}": reconcileTimeoutMs must be > 0, got ${this.timeoutMs}`);
+    }
     this.queue = new WorkQueue({ name: spec.name, rateLimiter: spec.rateLimiter, metrics: deps.metrics });
     this.wire();
   }
@@ -143,8 +182,7 @@ export class Controller<T extends KubernetesObject = KubernetesObject> {
         onDelete: enqueueObj,
       }),
     );
-    const primaryApiVersion =
-      this.primary.group === "" ? this.primary.version : `${this.primary.group}/${this.primary.version}`;
+    const primaryApiVersion = apiVersionOf(this.primary);
     for (const inf of this.spec.owns ?? []) {
       const toOwner = (o: KubernetesObject): void => {
         const ref = ownerOf(o.metadata?.ownerReferences ?? [], this.primary.kind, primaryApiVersion);
@@ -191,15 +229,54 @@ export class Controller<T extends KubernetesObject = KubernetesObject> {
     const req: ReconcileRequest = { key, ...parseQueueKey(key) };
     const log = this.log.child({ key });
     const started = performance.now();
-    let result: "success" | "error" | "requeue" = "success";
+    let result: "success" | "error" | "requeue" | "timeout" = "success";
+    const deadline = new AbortController();
+    const signal = AbortSignal.any([this.abort.signal, deadline.signal]);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<typeof TIMED_OUT>((resolve) => {
+      timer = setTimeout(() => {
+        // Settled before the abort, so that a reconcile rejecting on the abort loses the race.
+        resolve(TIMED_OUT);
+        deadline.abort(new ReconcileTimeoutError(key, this.timeoutMs));
+      }, this.timeoutMs);
+    });
+    // A reconciler that throws synchronously rejects this promise like an async one.
+    const running = new Promise<ReconcileResult>((resolve) =>
+      resolve(
+        this.spec.reconcile(req, {
+          client: this.client.withSignal(signal),
+          log,
+          recorder: this.deps.recorder,
+          signal,
+          fieldManager: this.fieldManager,
+        }),
+      ),
+    );
     try {
-      const out = await this.spec.reconcile(req, {
-        client: this.client,
-        log,
-        recorder: this.deps.recorder,
-        signal: this.abort.signal,
-        fieldManager: this.fieldManager,
-      });
+      const out = await Promise.race([running, timedOut]);
+      if (out === TIMED_OUT) {
+        result = "timeout";
+        this.deps.metrics?.reconcileErrors.inc({ controller: this.name });
+        if (this.deps.metrics) this.deps.metrics.reconcileTimeouts.inc({ controller: this.name });
+        log.warn("reconcile timed out; retrying with backoff", {
+          timeoutMs: this.timeoutMs,
+          retries: this.queue.retries(key),
+        });
+        // The worker moves on now; say when (if ever) the abandoned reconcile ends.
+        running.then(
+          () =>
+            log.info("timed-out reconcile finished late", {
+              afterMs: Math.round(performance.now() - started),
+            }),
+          (e: unknown) =>
+            log.info("timed-out reconcile failed late", {
+              error: e,
+              afterMs: Math.round(performance.now() - started),
+            }),
+        );
+        this.queue.addRateLimited(key);
+        return;
+      }
       this.queue.forget(key);
       const after = out?.requeueAfterMs;
       if (after !== undefined && after >= 0) {
@@ -212,6 +289,7 @@ export class Controller<T extends KubernetesObject = KubernetesObject> {
       log.warn("reconcile failed; retrying with backoff", { error: e, retries: this.queue.retries(key) });
       this.queue.addRateLimited(key);
     } finally {
+      clearTimeout(timer);
       this.deps.metrics?.reconcileDuration.observe(
         { controller: this.name, result },
         (performance.now() - started) / 1000,
@@ -220,12 +298,18 @@ export class Controller<T extends KubernetesObject = KubernetesObject> {
   }
 }
 
-/** The owner reference to follow: the controller reference if it is of `kind`, else the first of `kind`. */
+/**
+ * The owner reference to follow: the controller reference if it is of the primary's group
+ * and kind, else the first of them. Matched by group and kind, not by the exact apiVersion:
+ * an owner reference written at another version of the group (before or after a CRD version
+ * bump) names the same owner, as the garbage collector also sees it.
+ */
 export function ownerOf(
   refs: V1OwnerReference[],
   kind: string,
   apiVersion: string,
 ): V1OwnerReference | undefined {
-  const ofKind = refs.filter((r) => r.kind === kind && r.apiVersion === apiVersion);
+  const primary = { group: groupOf(apiVersion), kind };
+  const ofKind = refs.filter((r) => isGroupKind(r, primary));
   return ofKind.find((r) => r.controller) ?? ofKind[0];
 }

@@ -36,6 +36,8 @@ export {
 } from "./client.ts";
 export {
   Controller,
+  DEFAULT_RECONCILE_TIMEOUT_MS,
+  ReconcileTimeoutError,
   ownerOf,
   type ControllerSpec,
   type EventSource,
@@ -56,6 +58,8 @@ export { Informer, stripManagedFields, type EventHandlers, type InformerOptions 
 export {
   CORE,
   apiVersionOf,
+  groupOf,
+  isGroupKind,
   keyOf,
   objectKey,
   parseObjectKey,
@@ -75,4 +79,6 @@ export {
 export { createLogger, parseLogLevel, silentLogger, type LogLevel, type Logger } from "./log.ts";
 export { Manager, parseAddress, type ManagerOptions, type StopReason } from "./manager.ts";
 export { WorkQueue, type WorkQueueOptions } from "./queue.ts";
+export { DEFAULT_RATE_LIMIT, TokenBucketLimiter, type Clock, type RateLimit } from "./ratelimit.ts";
+export { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry.ts";
 export { matchesSelector, parseSelector, type LabelSelector } from "./selector.ts";

@@ -20,6 +20,24 @@ export interface ResourceRef {
 export const apiVersionOf = (r: ResourceRef): string =>
   r.group === "" ? r.version : `${r.group}/${r.version}`;
 
+/** The API group of an apiVersion: `covenant.io` of `covenant.io/v1alpha1`, "" of core `v1`. */
+export function groupOf(apiVersion: string): string {
+  const slash = apiVersion.indexOf("/");
+  return slash < 0 ? "" : apiVersion.slice(0, slash);
+}
+
+/**
+ * True when a reference (an owner reference, an object) is of group and kind of `r`, whatever
+ * its version: the API server serves one object at every version of its group, so an owner
+ * reference written at v1beta1 names the same owner as one at v1alpha1.
+ */
+export function isGroupKind(
+  ref: { apiVersion?: string; kind?: string },
+  r: Pick<ResourceRef, "group" | "kind">,
+): boolean {
+  return ref.kind === r.kind && ref.apiVersion !== undefined && groupOf(ref.apiVersion) === r.group;
+}
+
 /** `pods`, `trainingruns.covenant.io`: a bounded label value for metrics. */
 export const resourceLabel = (r: ResourceRef): string =>
   r.group === "" ? r.plural : `${r.plural}.${r.group}`;

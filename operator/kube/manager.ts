@@ -24,6 +24,7 @@ import { Informer, type InformerOptions } from "./informer.ts";
 import { resourceLabel, type ResourceRef } from "./keys.ts";
 import { LeaderElector, type LeaderElectionOptions } from "./leader.ts";
 import { silentLogger, type Logger } from "./log.ts";
+import { DEFAULT_RATE_LIMIT, type RateLimit } from "./ratelimit.ts";
 
 export interface ManagerOptions {
   kubeConfig?: KubeConfig;
@@ -48,6 +49,14 @@ export interface ManagerOptions {
   component?: string;
   /** Resync period of informers; default 10 min. */
   resyncMs?: number;
+  /**
+   * Client-side rate limit of the client built from `kubeConfig` (not of `client`); default
+   * DEFAULT_RATE_LIMIT (50 QPS, burst 100), false disables it. Leader election gets a bucket
+   * of its own with the same limits, so that renewals never queue behind reconciles.
+   */
+  rateLimit?: RateLimit | false;
+  /** Deadline of one reconcile for controllers that set none; default 60 s. */
+  reconcileTimeoutMs?: number;
 }
 
 export type StopReason = "signal" | "stopped" | "lost-leadership" | "error";
@@ -74,7 +83,10 @@ export class Manager {
     this.log = options.logger ?? silentLogger;
     if (options.client) this.client = options.client;
     else if (options.kubeConfig)
-      this.client = KubeClient.fromKubeConfig(options.kubeConfig, { metrics: this.metrics });
+      this.client = KubeClient.fromKubeConfig(options.kubeConfig, {
+        metrics: this.metrics,
+        rateLimit: options.rateLimit === false ? undefined : (options.rateLimit ?? DEFAULT_RATE_LIMIT),
+      });
     else throw new Error("manager: pass kubeConfig or client");
     const le = options.leaderElection;
     this.identity = (le && le.identity) || `${hostname()}_${randomBytes(4).toString("hex")}`;
@@ -85,7 +97,7 @@ export class Manager {
       logger: this.log,
     });
     if (le) {
-      this.elector = new LeaderElector(this.client.withCaller("leader-election"), {
+      this.elector = new LeaderElector(this.client.withCaller("leader-election", { ownRateLimit: true }), {
         ...le,
         identity: this.identity,
         metrics: this.metrics,
@@ -141,6 +153,7 @@ export class Manager {
       recorder: this.recorder,
       metrics: this.metrics,
       logger: this.log,
+      reconcileTimeoutMs: this.options.reconcileTimeoutMs,
     });
     this.controllers.push(c as unknown as Controller<KubernetesObject>);
     if (this.controllersStarted) c.start();

@@ -33,6 +33,12 @@ export interface OperatorMetrics {
   readonly apiRequests: Counter<"verb" | "resource" | "code" | "controller">;
   /** Seconds per Kubernetes API request, by verb and resource. */
   readonly apiRequestDuration: Histogram<"verb" | "resource">;
+  /** Requests repeated after 429 or a 5xx with Retry-After, by verb, resource and the code that caused it. */
+  readonly apiRetries: Counter<"verb" | "resource" | "code">;
+  /** Seconds requests waited for the client-side rate limiter, by caller. */
+  readonly apiRateLimiterWait: Histogram<"controller">;
+  /** Reconciles abandoned at their deadline, by controller (also counted as errors). */
+  readonly reconcileTimeouts: Counter<"controller">;
   /** Full re-lists by informer resource and reason (initial, gone, error, resync). */
   readonly informerRelists: Counter<"resource" | "reason">;
   /** Watch events received by informer resource and type. */
@@ -115,6 +121,25 @@ export function createOperatorMetrics(options: CreateMetricsOptions = {}): Opera
       help: "Seconds per Kubernetes API request (watches: until headers arrive).",
       labelNames: ["verb", "resource"],
       buckets: [...LATENCY_BUCKETS_SECONDS],
+      registers,
+    }),
+    apiRetries: new Counter({
+      name: "covenant_kube_api_retries_total",
+      help: "Kubernetes API requests repeated after 429 or a 5xx with Retry-After, by the code that caused it.",
+      labelNames: ["verb", "resource", "code"],
+      registers,
+    }),
+    apiRateLimiterWait: new Histogram({
+      name: "covenant_kube_api_rate_limiter_wait_seconds",
+      help: "Seconds a Kubernetes API request waited for the client-side rate limiter.",
+      labelNames: ["controller"],
+      buckets: [0, ...LATENCY_BUCKETS_SECONDS],
+      registers,
+    }),
+    reconcileTimeouts: new Counter({
+      name: "covenant_reconcile_timeouts_total",
+      help: "Reconciles that ran past their deadline and were abandoned (also counted as errors).",
+      labelNames: ["controller"],
       registers,
     }),
     informerRelists: new Counter({
