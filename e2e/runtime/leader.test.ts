@@ -1,6 +1,7 @@
 // Leader election between separate operator processes on one Lease, under an identity
 // that may only touch leases: exactly one leads; a SIGKILLed leader is replaced within
 // 20 s; a SIGTERMed leader releases the lease so that the standby takes over at once.
+// test-limit: 420 s (its tests' own timeouts, plus setup)
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";

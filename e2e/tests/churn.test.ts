@@ -2,6 +2,7 @@
 // run's membership (its shards move to the others, rounds go on without it), moves its pod
 // to a spare node, and once the new worker has caught up (Ready, heartbeating) takes it back
 // in; it trains again and holds the same weights as everyone else.
+// test-limit: 720 s (its tests' own timeouts, plus setup)
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { CoreV1Api, CustomObjectsApi, type V1Pod } from "@kubernetes/client-node";

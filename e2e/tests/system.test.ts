@@ -2,6 +2,7 @@
 // CovenantPeers applied with kubectl become worker pods (operator), run as
 // processes on B200 nodes (node agent), train llama3-tiny on text from this machine
 // over NATS, and the run's progress comes back into its status until Completed.
+// test-limit: 720 s (its tests' own timeouts, plus setup)
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { CoreV1Api, CustomObjectsApi, type V1Pod } from "@kubernetes/client-node";
