@@ -2,7 +2,8 @@
 # Fails when a test left something behind: any process whose command line names a pinned
 # binary in bin/ or a test stack's temporary directory, and, given a stamp file made when
 # the run started (usage: check-leftovers.sh [STAMP]), any covenant-* temporary directory
-# made since then. Leftover directories are listed and removed, so the next run starts clean.
+# made since then. Directories are only listed, never removed: another run (a demo, a second
+# checkout) may be using one.
 set -uo pipefail
 bin=${COVENANT_BIN:-$(cd "$(dirname "$0")/.." && pwd)/bin}
 stamp=${1:-}
@@ -26,7 +27,6 @@ elif [ -n "$stamp" ] && [ -e "$stamp" ]; then
   dirs=0
   while IFS= read -r dir; do
     echo "left behind: directory $dir"
-    rm -rf "$dir"
     dirs=1
   done < <(find "$tmp" -maxdepth 1 -name 'covenant-*' -newer "$stamp" 2>/dev/null)
   [ $dirs = 0 ] && echo "leftovers: no temporary directory left behind"

@@ -58,17 +58,19 @@ describe("managed processes", { timeout: 60_000 }, () => {
     const dir = tempDir("exit-status");
     try {
       const counter = join(dir.path, "terms");
-      // Exits 0 on the first SIGTERM, 3 if a second one arrives.
-      const script = `trap 'echo x >> ${counter}; [ $(wc -l < ${counter}) -gt 1 ] && exit 3; exit 0' TERM; while :; do sleep 0.1; done`;
+      const ready = join(dir.path, "ready");
+      // Exits 0 on the first SIGTERM, 3 if a second one arrives; says when its trap is set,
+      // since a signal before that would end it by default, whatever stop() does.
+      const script = `trap 'echo x >> ${counter}; [ $(wc -l < ${counter}) -gt 1 ] && exit 3; exit 0' TERM; touch ${ready}; while :; do sleep 0.1; done`;
       const p = ManagedProcess.start({
         name: "sh",
         command: "/bin/sh",
         args: ["-c", script],
         logFile: join(dir.path, "log"),
       });
-      await new Promise((r) => setTimeout(r, 300));
+      await waitFor("the script's trap set", () => existsSync(ready), { timeoutMs: 20_000, intervalMs: 50 });
       const exit = await p.stop();
-      assert.deepEqual(exit, { code: 0, signal: null });
+      assert.deepEqual(exit, { code: 0, signal: null }, `its output:\n${p.logTail()}`);
       const failing = ManagedProcess.start({
         name: "false",
         command: "/bin/sh",

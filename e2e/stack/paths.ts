@@ -37,7 +37,7 @@ export const keepTempDirs = (): boolean => Boolean(process.env.COVENANT_KEEP_TMP
  * A fresh temporary directory; removed by the returned function, or when this process exits
  * (normally, through process.exit, or from the stack's signal handlers) if it still exists.
  * COVENANT_KEEP_TMP=1 keeps it. Only a SIGKILL leaves one behind: scripts/check-leftovers.sh
- * reports and removes those.
+ * reports those.
  */
 export function tempDir(prefix: string): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), `covenant-${prefix}-`));
