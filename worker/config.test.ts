@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { localDataDir, parseArgs, runConfigProblems } from "./config.ts";
+import {
+  resolveRunConfig,
+  roundConfigOf,
+  type ConfigEpoch,
+  type ResolvedRunConfig,
+} from "../operator/api/runconfig.ts";
+import { makeRun } from "../operator/controllers/testing.ts";
+import { roundConfigDigest } from "../operator/protocol/configepoch.ts";
+import { localDataDir, parseArgs, parseRunConfig, RunConfigEpochs, runConfigProblems } from "./config.ts";
 
 test("flags override the environment, which overrides the defaults", () => {
   const r = parseArgs(["--role", "miner", "--metrics-port=9500", "--config", "/c/run.json"], {
@@ -58,4 +66,38 @@ test("run configuration problems name the field", () => {
   assert.ok(p.includes("transport.natsUrl is missing"));
   assert.equal(localDataDir("file:///data/tok%20ens"), "/data/tok ens");
   assert.equal(localDataDir("https://x/y"), undefined);
+});
+
+test("config epochs: the epoch in force for a round, new epochs from a re-read, configs by digest", () => {
+  const r = resolveRunConfig(makeRun("run").defaulted());
+  assert.ok(r.ok);
+  const base = r.config;
+  const held = new RunConfigEpochs(base);
+  assert.equal(held.epochs.length, 1, "a config without epochs is one epoch from round 0");
+  assert.equal(held.at(50).config.innerSteps, 30);
+  const e1 = held.epochs[0]!;
+  const config = { ...roundConfigOf(base), innerSteps: 60 };
+  const e2: ConfigEpoch = { epoch: 2, fromRound: 12, digest: roundConfigDigest(config), config };
+  const next: ResolvedRunConfig = { ...base, innerSteps: 60, epochs: [e1, e2] };
+  assert.deepEqual(runConfigProblems(next), []);
+  assert.deepEqual(held.update(next), [e2]);
+  assert.deepEqual(held.update(next), [], "nothing new the second time");
+  assert.equal(held.at(11).config.innerSteps, 30);
+  assert.equal(held.at(12).config.innerSteps, 60);
+  assert.equal(held.at(12).epoch.epoch, 2);
+  assert.equal(held.byDigest(e2.digest)?.innerSteps, 60);
+  assert.equal(held.byDigest(e1.digest)?.innerSteps, 30);
+  assert.equal(held.byDigest("0".repeat(64)), undefined);
+  // A re-read that dropped old epochs keeps them: rounds being replayed need their config.
+  held.update({ ...next, epochs: [e2] });
+  assert.equal(held.at(3).config.innerSteps, 30);
+  // A bad epoch list is named; a broken file is refused as a whole.
+  const forged = { ...next, epochs: [e1, { ...e2, config: { ...config, innerSteps: 61 } }] };
+  assert.match(runConfigProblems(forged).join(), /epochs\[1\]\.digest does not match/);
+  const bad = { ...next, epochs: [e1, { ...e2, config: { ...config, innerSteps: 0 }, digest: "" }] };
+  bad.epochs[1]!.digest = roundConfigDigest(bad.epochs[1]!.config);
+  assert.match(runConfigProblems(bad).join(), /epoch 2: innerSteps must be a positive integer/);
+  assert.equal(parseRunConfig("{").ok, false);
+  const ok = parseRunConfig(JSON.stringify(next));
+  assert.ok(ok.ok && ok.config.epochs?.length === 2);
 });

@@ -1,7 +1,8 @@
 // The worker's command line: flags, then environment variables, then the run
 // configuration file the operator mounts. Pure parsing, so it is tested without I/O.
-import type { ResolvedRunConfig } from "../operator/api/runconfig.ts";
+import type { ConfigEpoch, ResolvedRunConfig } from "../operator/api/runconfig.ts";
 import { HOTKEY_DIR, HOTKEY_FILE, RUN_CONFIG_DIR, RUN_CONFIG_FILE } from "../operator/api/runconfig.ts";
+import { configEpochs, configOf, epochFor, epochProblems } from "../operator/protocol/configepoch.ts";
 
 export type Role = "miner" | "validator";
 
@@ -139,7 +140,76 @@ export function runConfigProblems(c: unknown): string[] {
   if (typeof r.data?.shards !== "number") p.push("data.shards is missing");
   if (typeof r.transport?.natsUrl !== "string") p.push("transport.natsUrl is missing");
   if (typeof r.checkpoints?.everyRounds !== "number") p.push("checkpoints.everyRounds is missing");
+  if (r.epochs !== undefined) {
+    const e = epochProblems(r.epochs);
+    p.push(...e);
+    // Every epoch's config must be one the worker can run, not only the base.
+    if (e.length === 0)
+      for (const epoch of r.epochs)
+        for (const q of runConfigProblems({ ...r, epochs: undefined, ...epoch.config }))
+          p.push(`epoch ${epoch.epoch}: ${q}`);
+  }
   return p;
+}
+
+export type RunConfigResult = { ok: true; config: ResolvedRunConfig } | { ok: false; error: string };
+
+/** Parses and checks the text of a run configuration file. */
+export function parseRunConfig(text: string): RunConfigResult {
+  let c: unknown;
+  try {
+    c = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, error: `not JSON: ${(err as Error).message}` };
+  }
+  const problems = runConfigProblems(c);
+  if (problems.length) return { ok: false, error: problems.join("; ") };
+  return { ok: true, config: c as ResolvedRunConfig };
+}
+
+/**
+ * The config epochs a worker holds: those of the file it started with, brought up to date
+ * from each re-read of the file (the kubelet refreshes the mounted ConfigMap). Pure.
+ */
+export class RunConfigEpochs {
+  #epochs: ConfigEpoch[];
+
+  constructor(readonly base: ResolvedRunConfig) {
+    this.#epochs = configEpochs(base);
+  }
+
+  get epochs(): readonly ConfigEpoch[] {
+    return this.#epochs;
+  }
+
+  /**
+   * Takes the epochs of a freshly read config; answers the epochs that are new. Epochs the
+   * worker already holds are kept (a re-read never takes one away, so rounds being replayed
+   * keep their config); a config that lists none changes nothing.
+   */
+  update(next: ResolvedRunConfig): ConfigEpoch[] {
+    if (!next.epochs?.length) return [];
+    const known = new Map(this.#epochs.map((e) => [e.epoch, e]));
+    const same = (a: ConfigEpoch | undefined, b: ConfigEpoch) =>
+      a?.digest === b.digest && a.fromRound === b.fromRound;
+    const added = next.epochs.filter((e) => !same(known.get(e.epoch), e));
+    if (added.length === 0) return [];
+    for (const e of next.epochs) known.set(e.epoch, e);
+    this.#epochs = [...known.values()].sort((a, b) => a.epoch - b.epoch);
+    return added;
+  }
+
+  /** The epoch in force for `round` and the full config of it. */
+  at(round: number): { epoch: ConfigEpoch; config: ResolvedRunConfig } {
+    const epoch = epochFor(this.#epochs, round);
+    return { epoch, config: configOf(this.base, epoch) };
+  }
+
+  /** The full config of the epoch with this digest, if held. */
+  byDigest(digest: string): ResolvedRunConfig | undefined {
+    const e = this.#epochs.findLast((e) => e.digest === digest);
+    return e ? configOf(this.base, e) : undefined;
+  }
 }
 
 /** The local directory of a file:// data source, or undefined for other schemes. */

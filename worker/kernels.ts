@@ -1,6 +1,7 @@
 // What the worker needs from the native kernels, as two small interfaces. The
 // worker's round logic is written against these; `native.ts` adapts the N-API
 // bindings in kernels/binding/ to them.
+import type { ResolvedRunConfig } from "../operator/api/runconfig.ts";
 
 /** One parameter tensor of the model (rank 1 or 2), in the model's order. */
 export interface TensorSpec {
@@ -55,5 +56,10 @@ export interface Engine {
   evalLoss(sequences: readonly { shard: number; index: number }[]): number;
   /** Sequences in each shard. */
   readonly sequencesPerShard: number;
+  /**
+   * Takes the inner-optimizer settings of a run config (a new config epoch): weights, AdamW
+   * moments, step and attached shards are kept. Does nothing when they did not change.
+   */
+  reconfigure?(cfg: ResolvedRunConfig): void;
   close(): void;
 }

@@ -2,14 +2,17 @@
 // covenant-worker: one peer of a Covenant run (miner or validator).
 // Connects to the run's bus, catches up to the latest round, then runs rounds until
 // the run's last round or SIGTERM (the current round finishes its I/O, then it stops).
+// At every round boundary it re-reads the run configuration (the kubelet refreshes the
+// mounted ConfigMap) and adopts the config epoch in force for the round, without a restart.
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { Keyring } from "@polkadot/keyring";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
-import type { ResolvedRunConfig } from "../operator/api/runconfig.ts";
+import type { ConfigEpoch } from "../operator/api/runconfig.ts";
 import { BusClient } from "../operator/bus/client.ts";
+import { changedFields } from "../operator/protocol/configepoch.ts";
 import { stateKeys } from "../operator/protocol/names.ts";
-import { parseArgs, runConfigProblems, USAGE, localDataDir } from "./config.ts";
+import { parseArgs, parseRunConfig, RunConfigEpochs, USAGE, localDataDir } from "./config.ts";
 import type { WorkerOptions } from "./config.ts";
 import { ChainDuties } from "./chain/duties.ts";
 import { consoleLog } from "./log.ts";
@@ -45,14 +48,10 @@ function natsSeed(file: string | undefined): string | undefined {
 }
 
 export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promise<void> {
-  let cfg: ResolvedRunConfig;
-  try {
-    cfg = JSON.parse(readText(opts.configFile, "run configuration")) as ResolvedRunConfig;
-  } catch (err) {
-    fail(`${opts.configFile} is not JSON: ${(err as Error).message}`);
-  }
-  const problems = runConfigProblems(cfg);
-  if (problems.length) fail(`${opts.configFile}: ${problems.join("; ")}`);
+  const parsed = parseRunConfig(readText(opts.configFile, "run configuration"));
+  if (!parsed.ok) fail(`${opts.configFile}: ${parsed.error}`);
+  const cfg = parsed.config;
+  const epochs = new RunConfigEpochs(cfg);
   await cryptoWaitReady();
   const pair = new Keyring({ type: "sr25519", ss58Format: 42 }).addFromUri(
     readText(opts.hotkeyFile, "hotkey file"),
@@ -63,6 +62,20 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
   let notReady: string | undefined = "connecting to the bus";
   const server = await serveMetrics(metrics.registry, opts.metricsPort, opts.metricsHost, () => notReady);
   log.info(`metrics on http://${opts.metricsHost}:${(server.address() as AddressInfo).port}/metrics`);
+  // New config epochs from the mounted run configuration; a broken read keeps what is held.
+  const reload = () => {
+    let text: string;
+    try {
+      text = readFileSync(opts.configFile, "utf8");
+    } catch (err) {
+      log.warn(`cannot re-read ${opts.configFile}: ${(err as Error).message}`);
+      return;
+    }
+    const next = parseRunConfig(text);
+    if (!next.ok) return log.warn(`ignoring the re-read ${opts.configFile}: ${next.error}`);
+    for (const e of epochs.update(next.config))
+      log.info(`read config epoch ${e.epoch} (${e.digest.slice(0, 12)}), in force from round ${e.fromRound}`);
+  };
 
   const bus = await BusClient.connect({
     servers: opts.natsUrl ?? cfg.transport.natsUrl,
@@ -89,8 +102,24 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
       await new Promise((r) => setTimeout(r, 1000));
     }
     if (!validator) return;
-    const replica = new Replica(cfg, bus, kernels.engine, kernels.codec, validator, metrics, log);
-    const lastRound = Math.min(cfg.rounds - 1, opts.untilRound ?? Number.MAX_SAFE_INTEGER);
+    const replica = new Replica(epochs, bus, kernels.engine, kernels.codec, validator, metrics, log);
+    replica.reload = reload;
+    // The rounds of the run may change with a config epoch.
+    const lastRound = () => Math.min(replica.cfg.rounds - 1, opts.untilRound ?? Number.MAX_SAFE_INTEGER);
+    let inForce: ConfigEpoch | undefined;
+    // At a round boundary: the config epoch in force for the round, its inner settings in the engine.
+    const adopt = () => {
+      reload();
+      const e = replica.epoch;
+      if (inForce && e.epoch === inForce.epoch && e.digest === inForce.digest) return;
+      const changed = inForce ? changedFields(inForce.config, e.config) : [];
+      kernels.engine.reconfigure?.(replica.cfg);
+      log.info(
+        `round ${replica.round}: config epoch ${e.epoch} (${e.digest.slice(0, 12)}) in force` +
+          (changed.length ? `; changed ${changed.join(", ")}` : ""),
+      );
+      inForce = e;
+    };
     notReady = "catching up with the run";
     await replica.catchUp(signal);
     notReady = undefined;
@@ -118,6 +147,8 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
         role: opts.role,
         round: replica.round,
         weights: replica.digest,
+        config: replica.epoch.digest,
+        configEpoch: replica.epoch.epoch,
         at: Date.now(),
         ...extra,
       };
@@ -132,13 +163,16 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
     await heartbeat();
     // Also while training: the operator counts a peer whose heartbeats stop as gone.
     beat = setInterval(() => void heartbeat(), HEARTBEAT_MS);
-    while (!signal.aborted && replica.round <= lastRound) {
+    adopt();
+    while (!signal.aborted && replica.round <= lastRound()) {
       const round = replica.round;
       try {
+        adopt();
+        const rc = replica.cfg;
         if (miner) {
           const trained = (rep: RoundReport) =>
             log.info(
-              `round ${round}: trained ${cfg.innerSteps} steps, loss ${rep.loss.toFixed(4)}, ${rep.tokens} tokens, sent ${rep.payloadBytes} bytes`,
+              `round ${round}: trained ${rc.innerSteps} steps, loss ${rep.loss.toFixed(4)}, ${rep.tokens} tokens, sent ${rep.payloadBytes} bytes`,
             );
           let rep = await miner.submit();
           if (rep.submitted) trained(rep);
@@ -152,7 +186,7 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
               if (now.submitted) trained((rep = now));
             }
           });
-          if (!sel) break;
+          if (!sel || !(await replica.awaitConfig(sel, signal))) break;
           await replica.apply(sel);
           log.info(
             `round ${round}: applied ${sel.selected.length} payloads from ${sel.selected.length} peers, weights ${replica.digest.slice(0, 12)}`,
@@ -169,7 +203,7 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
           await heartbeat({ loss: rep.lossBefore, appliedRound: round });
         }
         metrics.round.set(round);
-        chain?.afterRound(round, val ? ratings : undefined);
+        chain?.afterRound(round, val ? ratings : undefined, rc.validator.setWeightsEveryRounds);
       } catch (err) {
         if (err instanceof OutOfSync) {
           log.warn(`${err.message}; catching up`);

@@ -2,9 +2,11 @@
 // round. Applying a round means fetching the payloads the validator selected,
 // verifying each, and aggregating them in the selection's order, so every peer that
 // applies the same selections holds bit-identical weights. Catch-up is the same
-// operation replayed from the latest checkpoint.
+// operation replayed from the latest checkpoint. The run config of a round is that of the
+// config epoch in force for it; a round's outer step is applied with the config whose
+// digest the validator's selection names.
 import type { BusClient } from "../operator/bus/client.ts";
-import type { ResolvedRunConfig } from "../operator/api/runconfig.ts";
+import type { ConfigEpoch, ResolvedRunConfig } from "../operator/api/runconfig.ts";
 import { decodeCheckpoint, weightsDigest } from "./checkpoint.ts";
 import { fetchSubmission } from "./gather.ts";
 import type { GatherContext } from "./gather.ts";
@@ -13,6 +15,7 @@ import type { WorkerMetrics } from "./metrics.ts";
 import type { SignedSelection } from "../operator/protocol/selection.ts";
 import { verifySelection } from "../operator/protocol/selection.ts";
 import type { Log } from "./log.ts";
+import type { RunConfigEpochs } from "./config.ts";
 
 export interface CheckpointPointer {
   round: number;
@@ -35,10 +38,11 @@ export class Replica {
   theta: Tensors;
   /** The next round to work on. */
   round = 0;
-  readonly gather: GatherContext;
+  /** Re-reads the run config file (set by the worker); called when a selection names an unknown config. */
+  reload: (() => void) | undefined;
 
   constructor(
-    readonly cfg: ResolvedRunConfig,
+    readonly epochs: RunConfigEpochs,
     readonly bus: BusClient,
     readonly engine: Engine,
     readonly codec: Codec,
@@ -47,13 +51,42 @@ export class Replica {
     readonly log: Log,
   ) {
     this.theta = engine.getParameters();
-    this.gather = {
-      bus,
-      codec,
-      run: bus.names.run,
-      maxPayloadBytes: codec.payloadSize(),
-      fetchTimeoutMs: Math.max(5_000, cfg.roundDeadlineSeconds * 500),
+  }
+
+  /** The run config of the round being worked on (its config epoch's). */
+  get cfg(): ResolvedRunConfig {
+    return this.epochs.at(this.round).config;
+  }
+
+  /** The config epoch in force for the round being worked on. */
+  get epoch(): ConfigEpoch {
+    return this.epochs.at(this.round).epoch;
+  }
+
+  get gather(): GatherContext {
+    return {
+      bus: this.bus,
+      codec: this.codec,
+      run: this.bus.names.run,
+      maxPayloadBytes: this.codec.payloadSize(),
+      fetchTimeoutMs: Math.max(5_000, this.cfg.roundDeadlineSeconds * 500),
     };
+  }
+
+  /** The config a selection's round is applied with: the one its digest names. */
+  configOf(sel: SignedSelection): ResolvedRunConfig {
+    if (sel.config === undefined) return this.epochs.at(sel.round).config;
+    let cfg = this.epochs.byDigest(sel.config);
+    if (!cfg) {
+      this.reload?.();
+      cfg = this.epochs.byDigest(sel.config);
+    }
+    if (!cfg)
+      throw new OutOfSync(
+        sel.round,
+        `the validator closed it with config ${sel.config.slice(0, 12)}, which this worker's run configuration does not list (yet)`,
+      );
+    return cfg;
   }
 
   get digest(): string {
@@ -87,13 +120,33 @@ export class Replica {
     }
   }
 
+  /**
+   * Waits until this worker holds the config a selection names (its mounted run config may
+   * reach it a little after the validator's); false when `signal` ends the wait.
+   */
+  async awaitConfig(sel: SignedSelection, signal: AbortSignal): Promise<boolean> {
+    for (let waited = false; ; waited = true) {
+      try {
+        this.configOf(sel);
+        return true;
+      } catch (err) {
+        if (!(err instanceof OutOfSync)) throw err;
+        if (!waited) this.log.warn(`${err.message}; waiting for it`);
+      }
+      if (signal.aborted) return false;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
   /** Fetches, verifies and aggregates the selected payloads; theta moves to the next round. */
   async apply(sel: SignedSelection): Promise<void> {
     if (sel.round !== this.round) throw new OutOfSync(sel.round, `expected round ${this.round}`);
+    const cfg = this.configOf(sel);
+    const gather = this.gather;
     const started = performance.now();
     const fetched = await Promise.all(
       sel.selected.map((p) =>
-        fetchSubmission(this.gather, p.hotkey, sel.round, this.cfg.compression.wireFormat, p.digest),
+        fetchSubmission(gather, p.hotkey, sel.round, cfg.compression.wireFormat, p.digest),
       ),
     );
     this.metrics.gatherSeconds.observe((performance.now() - started) / 1000);
@@ -111,7 +164,7 @@ export class Replica {
     }
     if (payloads.length > 0) {
       const t0 = performance.now();
-      const res = this.codec.aggregate(payloads, this.cfg.outer.learningRate, this.theta);
+      const res = this.codec.aggregate(payloads, cfg.outer.learningRate, this.theta);
       this.metrics.aggregateSeconds.observe((performance.now() - t0) / 1000);
       if (res.accepted !== payloads.length)
         throw new OutOfSync(sel.round, `the codec refused selected payloads: ${res.statuses.join(",")}`);
@@ -151,7 +204,7 @@ export class Replica {
     let replayed = 0;
     while (!signal.aborted) {
       const sel = await this.selection(this.round);
-      if (!sel) break;
+      if (!sel || !(await this.awaitConfig(sel, signal))) break;
       await this.apply(sel);
       replayed++;
     }

@@ -145,7 +145,9 @@ export class Validator {
   /** Closes the replica's current round: publishes its selection and applies it. */
   async closeRound(signal: AbortSignal): Promise<ValidatorReport> {
     const r = this.replica;
+    // The round runs under the config epoch in force for it; the selection names its digest.
     const cfg = r.cfg;
+    const configDigest = r.epoch.digest;
     const round = r.round;
     // The membership now (re-read below while waiting).
     let current = await this.#quorum(signal);
@@ -238,7 +240,15 @@ export class Validator {
           cfg.aggregation.reserves,
         );
     const selection: SignedSelection = signSelection(
-      { run: r.bus.names.run, round, epoch: membership?.epoch ?? 0, selected, reserves, rejected },
+      {
+        run: r.bus.names.run,
+        round,
+        epoch: membership?.epoch ?? 0,
+        selected,
+        reserves,
+        rejected,
+        config: configDigest,
+      },
       this.pair,
     );
     await r.bus.publish(

@@ -1,8 +1,10 @@
 // The API server refuses bad TrainingRuns and CovenantPeers with a message naming the
-// field: the CRD schemas and CEL rules generated from operator/api at work.
+// field: the CRD schemas and CEL rules generated from operator/api at work. Changes of a live
+// run that would split its peers are refused with the reason; the others are accepted.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { KubernetesObjectApi, type KubernetesObject } from "@kubernetes/client-node";
+import { immutableRule } from "../../operator/api/changes.ts";
 import { makePeer, makeRun, type PeerBuilder, type RunBuilder } from "../../operator/controllers/testing.ts";
 import { join } from "node:path";
 import { startKube, type KubeStack } from "../stack/kube.ts";
@@ -14,6 +16,8 @@ interface Case {
   object: KubernetesObject;
   /** Regular expression the refusal message must match: it names the field. */
   field: RegExp;
+  /** What the message must not say (a misleading bound). */
+  not?: RegExp;
 }
 
 const run = (f: (b: RunBuilder) => RunBuilder) => f(makeRun("bad-run")).obj() as unknown as KubernetesObject;
@@ -75,7 +79,7 @@ const CASES: Case[] = [
   {
     name: "error-feedback decay above 1",
     object: run((b) => b.set("spec.compression.errorFeedbackDecay", 1.5)),
-    field: /spec\.compression\.errorFeedbackDecay/,
+    field: /spec\.compression\.errorFeedbackDecay must be in \[0, 1\]/,
   },
   {
     name: "gather peers zero",
@@ -90,7 +94,46 @@ const CASES: Case[] = [
   {
     name: "outer learning rate zero",
     object: run((b) => b.set("spec.outer.learningRate", 0)),
-    field: /spec\.outer\.learningRate/,
+    field: /spec\.outer\.learningRate must be in \(0, 10\]/,
+  },
+  // Fractional bounds: the message states the real bound, also for a value written as an
+  // integer (the OpenAPI check truncates the bound to one: "less than or equal to 0").
+  {
+    name: "beta1 of 1 (above 0.9999)",
+    object: run((b) => b.set("spec.innerOptimizer.beta1", 1)),
+    field: /spec\.innerOptimizer\.beta1 must be in \[0, 0\.9999\]/,
+    not: /less than or equal to 0\b/,
+  },
+  {
+    name: "beta2 of 1.5",
+    object: run((b) => b.set("spec.innerOptimizer.beta2", 1.5)),
+    field: /spec\.innerOptimizer\.beta2 must be in \[0, 0\.99999\]/,
+  },
+  {
+    name: "epsilon of 1 (above 0.001)",
+    object: run((b) => b.set("spec.innerOptimizer.epsilon", 1)),
+    field: /spec\.innerOptimizer\.epsilon must be in \(0, 0\.001\]/,
+    not: /less than or equal to 0\b/,
+  },
+  {
+    name: "normEps of 0 (below 1e-12)",
+    object: run((b) => b.set("spec.model.normEps", 0)),
+    field: /spec\.model\.normEps must be in \[1e-12, 0\.1\]/,
+  },
+  {
+    name: "inner learning rate of 2",
+    object: run((b) => b.set("spec.innerOptimizer.learningRate", 2)),
+    field: /spec\.innerOptimizer\.learningRate must be in \(0, 1\]/,
+  },
+  {
+    name: "minimum learning-rate ratio of -0.5",
+    object: run((b) => b.set("spec.innerOptimizer.schedule.minRatio", -0.5)),
+    field: /spec\.innerOptimizer\.schedule\.minRatio must be in \[0, 1\]/,
+  },
+  {
+    name: "rollout of zero pods at a time",
+    object: run((b) => b.set("spec.rollout.maxUnavailable", 0)),
+    field: /spec\.rollout\.maxUnavailable/,
   },
   {
     name: "netuid negative",
@@ -151,7 +194,60 @@ interface UpdateCase {
   field: RegExp;
 }
 
+type RunObject = { spec: Record<string, Record<string, unknown>> };
+const setSpec = (path: string, value: unknown) => (o: Record<string, unknown>) => {
+  const parts = path.split(".");
+  let cur = (o as RunObject).spec as Record<string, unknown>;
+  for (const p of parts.slice(0, -1)) cur = (cur[p] ??= {}) as Record<string, unknown>;
+  cur[parts.at(-1)!] = value;
+};
+/** The refusal names the field and says why (the message of its rule, as operator/api/changes.ts words it). */
+const because = (field: string) =>
+  new RegExp(immutableRule(field).message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+
 const UPDATES: UpdateCase[] = [
+  {
+    name: "changing the number of data shards",
+    kind: "run",
+    change: setSpec("data.shards", 128),
+    field: because("spec.data.shards"),
+  },
+  {
+    name: "changing the data source",
+    kind: "run",
+    change: setSpec("data.source", "nats://other/corpus"),
+    field: because("spec.data.source"),
+  },
+  {
+    name: "changing the sequence length",
+    kind: "run",
+    change: setSpec("data.sequenceLength", 4096),
+    field: because("spec.data.sequenceLength"),
+  },
+  {
+    name: "changing the chain netuid",
+    kind: "run",
+    change: setSpec("chain.netuid", 4),
+    field: because("spec.chain.netuid"),
+  },
+  {
+    name: "changing the model shape (hidden width)",
+    kind: "run",
+    change: setSpec("model.hidden", 128),
+    field: because("spec.model"),
+  },
+  {
+    name: "changing the norm clipping of the aggregation",
+    kind: "run",
+    change: setSpec("aggregation.normClip", "none"),
+    field: because("spec.aggregation.normClip"),
+  },
+  {
+    name: "changing the wire format",
+    kind: "run",
+    change: setSpec("compression.wireFormat", 1),
+    field: because("spec.compression"),
+  },
   {
     name: "changing the model preset",
     kind: "run",
@@ -222,6 +318,7 @@ describe("invalid manifests are refused by the API server", () => {
       await assert.rejects(api.create(c.object), (err: unknown) => {
         assert.equal(apiCode(err), 422, apiMessage(err));
         assert.match(apiMessage(err), c.field);
+        if (c.not) assert.doesNotMatch(apiMessage(err), c.not);
         return true;
       });
     });
@@ -243,4 +340,29 @@ describe("invalid manifests are refused by the API server", () => {
       });
     });
   }
+
+  test("a live run accepts the changes its peers adopt at a round boundary or by a rollout", async () => {
+    const created = (await api.create(
+      makeRun("live-run").obj() as unknown as KubernetesObject,
+    )) as unknown as Record<string, unknown>;
+    for (const [path, value] of [
+      ["innerSteps", 45],
+      ["innerOptimizer.learningRate", 0.0002],
+      ["innerOptimizer.beta1", 0.95],
+      ["outer.learningRate", 0.8],
+      ["aggregation.gatherPeers", 10],
+      ["roundDeadlineSeconds", 600],
+      ["rounds", 200],
+      ["checkpoints.everyRounds", 5],
+      ["worker.image", "registry.example/covenant/worker@sha256:" + "a".repeat(64)],
+      ["transport.natsUrl", "nats://nats.elsewhere:4222"],
+      ["chain.endpoint", "wss://chain.example"],
+      ["rollout.maxUnavailable", 3],
+      ["membership.podGraceSeconds", 30],
+    ] as const)
+      setSpec(path, value)(created);
+    const got = (await api.replace(created as unknown as KubernetesObject)) as unknown as RunObject;
+    assert.equal(got.spec.innerSteps, 45);
+    assert.equal((got.spec.rollout as { maxUnavailable: number }).maxUnavailable, 3);
+  });
 });

@@ -6,7 +6,10 @@ import { stalePaths } from "./generate.ts";
 import { PRESET_SHAPES, MODEL_PRESETS, parameterCount, resolveShape, shapeProblems } from "./presets.ts";
 import { covenantPeerSpecSchema } from "./covenantpeer.ts";
 import { trainingRunSpecSchema, type TrainingRunSpec } from "./trainingrun.ts";
-import { undocumented, type JSONSchema } from "./schema.ts";
+import { celDouble, numberBoundRule, undocumented, type JSONSchema } from "./schema.ts";
+import { CHANGE_KINDS, RUN_FIELD_CHANGES } from "./changes.ts";
+import { ROUND_CONFIG_FIELDS } from "./runconfig.ts";
+import { TRAINING_RUN } from "./crd.ts";
 
 describe("generated manifests", () => {
   it("crds/ and config/rbac/ match operator/api (run `make generate` when this fails)", () => {
@@ -96,5 +99,125 @@ describe("model presets", () => {
     assert.equal(problems.length, 2);
     assert.match(problems[0] ?? "", /spec\.model\.hidden/);
     assert.match(problems[1] ?? "", /kvHeads/);
+  });
+});
+
+/** The schema node at a dotted path under a root schema (spec.data.shards). */
+function nodeAt(root: JSONSchema, path: string): JSONSchema | undefined {
+  let cur: JSONSchema | undefined = root;
+  for (const part of path.split(".")) cur = cur?.properties?.[part];
+  return cur;
+}
+
+/** Every field path under a schema, objects included. */
+function paths(s: JSONSchema, path: string, out: string[] = []): string[] {
+  for (const [k, v] of Object.entries(s.properties ?? {})) {
+    out.push(`${path}.${k}`);
+    paths(v, `${path}.${k}`, out);
+  }
+  return out;
+}
+
+describe("changes of a live TrainingRun", () => {
+  const root = TRAINING_RUN.schema;
+
+  it("every spec field is covered by exactly one entry (its own or an ancestor's)", () => {
+    const entries = RUN_FIELD_CHANGES.map((c) => c.field);
+    assert.equal(new Set(entries).size, entries.length, "no field twice");
+    for (const e of entries) assert.ok(nodeAt(root, e), `${e} is a field`);
+    for (const p of paths(root.properties!.spec!, "spec")) {
+      const covering = entries.filter((e) => p === e || p.startsWith(`${e}.`) || e.startsWith(`${p}.`));
+      assert.ok(covering.length > 0, `${p} has no entry in RUN_FIELD_CHANGES`);
+    }
+    for (const c of RUN_FIELD_CHANGES) assert.ok(c.change in CHANGE_KINDS && c.why.length > 10, c.field);
+  });
+
+  it("each immutable field has the rule, with a message naming it and saying why", () => {
+    for (const c of RUN_FIELD_CHANGES.filter((c) => c.change === "immutable")) {
+      const rules = nodeAt(root, c.field)?.["x-kubernetes-validations"] ?? [];
+      assert.deepEqual(
+        rules.filter((r) => r.rule === "self == oldSelf").map((r) => r.message),
+        [`${c.field} is immutable: ${c.why}`],
+        c.field,
+      );
+    }
+    // ...and no other field is immutable.
+    const immutable = new Set(RUN_FIELD_CHANGES.filter((c) => c.change === "immutable").map((c) => c.field));
+    for (const p of paths(root.properties!.spec!, "spec")) {
+      const rules = nodeAt(root, p)?.["x-kubernetes-validations"] ?? [];
+      if (rules.some((r) => r.rule.includes("oldSelf"))) assert.ok(immutable.has(p), p);
+    }
+  });
+
+  it("the epoch-adopted fields are exactly the round-level config of the workers", () => {
+    const top = new Set(
+      RUN_FIELD_CHANGES.filter((c) => c.change === "epoch").map((c) => c.field.split(".")[1]),
+    );
+    assert.deepEqual([...top].sort(), [...ROUND_CONFIG_FIELDS].sort());
+  });
+});
+
+describe("bounds of number fields", () => {
+  it("are CEL rules whose messages state the bound exactly (no OpenAPI bound to be truncated)", () => {
+    const found: string[] = [];
+    const visit = (s: JSONSchema, path: string) => {
+      if (s.type === "number") {
+        assert.equal(s.minimum, undefined, path);
+        assert.equal(s.maximum, undefined, path);
+        const r = (s["x-kubernetes-validations"] ?? []).find((r) => r.message.startsWith(`${path} must`));
+        if (r) found.push(`${path}: ${r.message} <- ${r.rule}`);
+      }
+      for (const [k, v] of Object.entries(s.properties ?? {})) visit(v, path ? `${path}.${k}` : k);
+    };
+    for (const k of KINDS) visit(k.schema, "");
+    assert.ok(
+      found.includes(
+        "spec.innerOptimizer.beta1: spec.innerOptimizer.beta1 must be in [0, 0.9999] <- self >= 0.0 && self <= 0.9999",
+      ),
+      found.join("\n"),
+    );
+    assert.ok(
+      found.includes(
+        "spec.innerOptimizer.epsilon: spec.innerOptimizer.epsilon must be in (0, 0.001] <- self > 0.0 && self <= 0.001",
+      ),
+    );
+    assert.ok(
+      found.includes(
+        "spec.model.normEps: spec.model.normEps must be in [1e-12, 0.1] <- self >= 1e-12 && self <= 0.1",
+      ),
+    );
+    assert.ok(found.some((f) => f.startsWith("status.incentive: status.incentive must be in [0, 1]")));
+    // Every number field of the TypeScript schemas with a bound has its rule.
+    const bounded: string[] = [];
+    const count = (s: JSONSchema, path: string) => {
+      if (s.type === "number" && (s.minimum !== undefined || s.maximum !== undefined)) bounded.push(path);
+      for (const [k, v] of Object.entries(s.properties ?? {})) count(v, path ? `${path}.${k}` : k);
+    };
+    count(trainingRunSpecSchema.json, "spec");
+    for (const p of bounded)
+      assert.ok(
+        found.some((f) => f.startsWith(`${p}:`)),
+        p,
+      );
+    assert.equal(bounded.length, 11, "the fractional fields of a TrainingRun spec");
+  });
+
+  it("writes CEL doubles and one-sided bounds", () => {
+    assert.equal(celDouble(1), "1.0");
+    assert.equal(celDouble(0.9999), "0.9999");
+    assert.equal(celDouble(1e-12), "1e-12");
+    assert.equal(celDouble(1e9), "1000000000.0");
+    assert.deepEqual(numberBoundRule("status.x", { minimum: 0 }), {
+      rule: "self >= 0.0",
+      message: "status.x must be at least 0",
+    });
+    assert.deepEqual(
+      numberBoundRule("x", { minimum: 0, exclusiveMinimum: true }).message,
+      "x must be greater than 0",
+    );
+    assert.deepEqual(numberBoundRule("x", { maximum: 0.5 }), {
+      rule: "self <= 0.5",
+      message: "x must be at most 0.5",
+    });
   });
 });

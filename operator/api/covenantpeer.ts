@@ -9,7 +9,17 @@ import {
   type ObjectMeta,
 } from "./common.ts";
 import { PEER_ROLES } from "./reasons.ts";
-import { boolean, enumeration, integer, number, object, required, string, type Infer } from "./schema.ts";
+import {
+  boolean,
+  enumeration,
+  integer,
+  number,
+  object,
+  required,
+  string,
+  withNumberBoundRules,
+  type Infer,
+} from "./schema.ts";
 
 export const COVENANT_PEER_KIND = "CovenantPeer";
 
@@ -84,22 +94,24 @@ export const covenantPeerStatusSchema = object("Observed state of a CovenantPeer
   missedRounds: integer("Consecutive rounds without a valid payload.", { minimum: 0 }),
 });
 
-export const covenantPeerSchema = object(
-  "A CovenantPeer: one 8-GPU machine contributed to a TrainingRun.",
-  {
-    apiVersion: string("Versioned schema of this object.", { maxLength: 64 }),
-    kind: string("Kind of this object.", { maxLength: 64 }),
-    spec: required(covenantPeerSpecSchema),
-    status: covenantPeerStatusSchema,
-  },
-  {
-    rules: [
-      {
-        rule: `self.metadata.name.size() <= ${MAX_PEER_NAME}`,
-        message: `metadata.name of a CovenantPeer must be at most ${MAX_PEER_NAME} characters (its pod is <name>-worker)`,
-      },
-    ],
-  },
+export const covenantPeerSchema = withNumberBoundRules(
+  object(
+    "A CovenantPeer: one 8-GPU machine contributed to a TrainingRun.",
+    {
+      apiVersion: string("Versioned schema of this object.", { maxLength: 64 }),
+      kind: string("Kind of this object.", { maxLength: 64 }),
+      spec: required(covenantPeerSpecSchema),
+      status: covenantPeerStatusSchema,
+    },
+    {
+      rules: [
+        {
+          rule: `self.metadata.name.size() <= ${MAX_PEER_NAME}`,
+          message: `metadata.name of a CovenantPeer must be at most ${MAX_PEER_NAME} characters (its pod is <name>-worker)`,
+        },
+      ],
+    },
+  ),
 );
 
 export type CovenantPeerSpec = Infer<typeof covenantPeerSpecSchema>;

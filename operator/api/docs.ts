@@ -1,6 +1,8 @@
 /** Renders docs/api.md, the field reference of both kinds, from the same schemas as the CRDs. */
 import { KINDS, type KindInfo } from "./crd.ts";
+import { CHANGE_KINDS, RUN_FIELD_CHANGES } from "./changes.ts";
 import { API_VERSION } from "./common.ts";
+import { CONFIG_EPOCH_MARGIN } from "./runconfig.ts";
 import type { JSONSchema } from "./schema.ts";
 
 function typeOf(s: JSONSchema): string {
@@ -59,6 +61,29 @@ function kindSection(k: KindInfo): string {
   return out.join("\n");
 }
 
+function changesSection(): string {
+  const esc = (t: string) => t.replace(/\|/g, "\\|");
+  return [
+    "## Changing a live TrainingRun",
+    "",
+    "Every field of a TrainingRun's spec is one of these (operator/api/changes.ts; the reasons are in",
+    "docs/decisions/run-changes.md):",
+    "",
+    ...Object.entries(CHANGE_KINDS).map(([k, what]) => `- **${k}**: ${what}.`),
+    "",
+    "Config epochs: the operator numbers each change of the epoch fields (`status.configEpoch`) and",
+    "lists the epochs in the run's config ConfigMap with the round each takes effect from (the round",
+    `the run is at plus ${CONFIG_EPOCH_MARGIN}). Every worker re-reads the mounted config at each round boundary and trains`,
+    "round r with the epoch in force for r; the validator names the config digest in each round's",
+    "signed selection and every peer applies that round with exactly that config.",
+    "",
+    "| field | on change | why |",
+    "| --- | --- | --- |",
+    ...RUN_FIELD_CHANGES.map((c) => `| \`${c.field}\` | ${c.change} | ${esc(c.why)} |`),
+    "",
+  ].join("\n");
+}
+
 export function renderApiDoc(): string {
   return [
     "# API reference: covenant.io/v1alpha1",
@@ -71,5 +96,6 @@ export function renderApiDoc(): string {
     "in by the API server. See docs/operator.md for what the controllers do with these objects.",
     "",
     ...KINDS.map(kindSection),
+    changesSection(),
   ].join("\n");
 }

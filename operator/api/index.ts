@@ -7,3 +7,4 @@ export * from "./trainingrun.ts";
 export { applyDefaults } from "./defaults.ts";
 export { COVENANT_PEER, TRAINING_RUN, KINDS, crdFor } from "./crd.ts";
 export * from "./runconfig.ts";
+export * from "./changes.ts";

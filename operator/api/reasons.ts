@@ -27,6 +27,8 @@ export const PeerCondition = {
   Registered: "Registered",
   /** Owned by the round tracker. */
   Contributing: "Contributing",
+  /** Whether the worker pod runs the current spec (False while it waits in a rollout). */
+  UpToDate: "UpToDate",
 } as const;
 
 export const Reason = {
@@ -42,6 +44,8 @@ export const Reason = {
   PeersNotReady: "PeersNotReady",
   AllPeersReady: "AllPeersReady",
   ConfigWritten: "ConfigWritten",
+  /** A change of round-level fields: a new config epoch from a later round on. */
+  ConfigEpoch: "ConfigEpoch",
   // CovenantPeer
   RunNotFound: "RunNotFound",
   RunNotActive: "RunNotActive",
@@ -57,6 +61,8 @@ export const Reason = {
   NodeLost: "NodeLost",
   NodeNotReady: "NodeNotReady",
   SpecChanged: "SpecChanged",
+  PodUpToDate: "PodUpToDate",
+  RolloutWaiting: "RolloutWaiting",
   DuplicatePod: "DuplicatePod",
   NoPod: "NoPod",
 } as const;

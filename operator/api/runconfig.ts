@@ -2,6 +2,11 @@
  * The resolved run configuration: what a worker reads from its mounted ConfigMap
  * (`/etc/covenant/run/run.json`). Defaults applied, the model preset expanded into a shape,
  * file paths of mounted credentials filled in. Everything a worker needs, nothing secret.
+ *
+ * Its fields fall in three groups (operator/api/changes.ts): immutable ones; round-level
+ * ones (RoundConfig), which change only by config epochs (`epochs`) that every worker adopts
+ * at the same round boundary; and pod-level ones (podConfigOf) a worker reads once, whose
+ * change replaces the worker pods (rolled).
  */
 import { parameterCount, resolveShape, shapeProblems, type ModelPreset, type ModelShape } from "./presets.ts";
 import type { TrainingRun, TrainingRunSpec } from "./trainingrun.ts";
@@ -31,6 +36,61 @@ export interface ResolvedRunConfig {
   transport: { natsUrl: string; credentialsFile?: string };
   checkpoints: TrainingRunSpec["checkpoints"];
   validator: TrainingRunSpec["validator"];
+  /**
+   * The config epochs, oldest first (written by the operator; at most MAX_CONFIG_EPOCHS).
+   * Absent: one epoch from round 0 with the round-level fields above.
+   */
+  epochs?: ConfigEpoch[];
+}
+
+/** The round-level fields: they change only at a round boundary, for every worker at once. */
+export const ROUND_CONFIG_FIELDS = [
+  "rounds",
+  "innerSteps",
+  "innerOptimizer",
+  "outer",
+  "aggregation",
+  "roundDeadlineSeconds",
+  "checkpoints",
+  "validator",
+] as const satisfies readonly (keyof ResolvedRunConfig)[];
+export type RoundConfig = Pick<ResolvedRunConfig, (typeof ROUND_CONFIG_FIELDS)[number]>;
+
+/** A config epoch: the round-level config in force from `fromRound` on (until a later epoch's). */
+export interface ConfigEpoch {
+  /** Numbered from 1. */
+  epoch: number;
+  fromRound: number;
+  /** roundConfigDigest(config): SHA-256 hex of its canonical JSON. */
+  digest: string;
+  config: RoundConfig;
+}
+
+/**
+ * Rounds between the round a change is seen in and the first round of its epoch. The kubelet
+ * refreshes a mounted ConfigMap within about a minute; two rounds cover that for rounds of
+ * minutes, and a worker that is later still never applies a round differently (the
+ * validator's selection names the config digest and peers wait for it).
+ */
+export const CONFIG_EPOCH_MARGIN = 2;
+
+/** Epochs kept in the run config: enough for a worker replaying rounds since a checkpoint. */
+export const MAX_CONFIG_EPOCHS = 16;
+
+export function roundConfigOf(c: RoundConfig): RoundConfig {
+  const out: Record<string, unknown> = {};
+  for (const k of ROUND_CONFIG_FIELDS) out[k] = structuredClone(c[k]);
+  return out as RoundConfig;
+}
+
+/** The fields a worker reads once at start: a change needs new pods (in the pod spec hash). */
+export function podConfigOf(spec: TrainingRunSpec): Record<string, unknown> {
+  return {
+    natsUrl: spec.transport.natsUrl,
+    credentialsSecretRef: spec.transport.credentialsSecretRef,
+    chainEndpoint: spec.chain.endpoint,
+    chainRegister: spec.chain.register,
+  };
 }
 
 /** The config map name of a run. */

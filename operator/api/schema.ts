@@ -98,13 +98,13 @@ export function string<O extends StringOptions>(description: string, o?: O): Sch
   return make(json, (o?.default !== undefined ? "defaulted" : "optional") as PresenceOf<O>);
 }
 
-export function enumeration<const E extends readonly string[], O extends { default?: E[number] }>(
-  description: string,
-  values: E,
-  o?: O,
-): Schema<E[number], PresenceOf<O>> {
+export function enumeration<
+  const E extends readonly string[],
+  O extends { default?: E[number]; rules?: ValidationRule[] },
+>(description: string, values: E, o?: O): Schema<E[number], PresenceOf<O>> {
   const json: JSONSchema = { type: "string", description, enum: values };
   if (o?.default !== undefined) json.default = o.default;
+  if (o?.rules) json["x-kubernetes-validations"] = o.rules;
   return make(json, (o?.default !== undefined ? "defaulted" : "optional") as PresenceOf<O>);
 }
 
@@ -115,6 +115,7 @@ interface NumberOptions<T> {
   exclusiveMinimum?: boolean;
   enum?: readonly number[];
   format?: "int32" | "int64" | "double";
+  rules?: ValidationRule[];
 }
 
 export function integer<O extends NumberOptions<number>>(
@@ -144,6 +145,7 @@ function numeric<O extends NumberOptions<number>>(
   if (o?.maximum !== undefined) json.maximum = o.maximum;
   if (o?.enum !== undefined) json.enum = o.enum;
   if (o?.default !== undefined) json.default = o.default;
+  if (o?.rules) json["x-kubernetes-validations"] = o.rules;
   return make(json, (o?.default !== undefined ? "defaulted" : "optional") as PresenceOf<O>);
 }
 
@@ -230,6 +232,66 @@ export function map<T>(
   };
   if (o.rules) json["x-kubernetes-validations"] = o.rules;
   return make(json, "optional");
+}
+
+/** A number as a CEL double literal: `0.9999`, `1e-12`, `1.0`. */
+export function celDouble(n: number): string {
+  if (!Number.isFinite(n)) throw new Error(`not a finite bound: ${n}`);
+  const s = String(n);
+  return /[.e]/.test(s) ? s : `${s}.0`;
+}
+
+/** The CEL rule that checks a number field's bounds, with a message stating them exactly. */
+export function numberBoundRule(
+  path: string,
+  b: { minimum?: number; exclusiveMinimum?: boolean; maximum?: number },
+): ValidationRule {
+  const checks: string[] = [];
+  if (b.minimum !== undefined) checks.push(`self ${b.exclusiveMinimum ? ">" : ">="} ${celDouble(b.minimum)}`);
+  if (b.maximum !== undefined) checks.push(`self <= ${celDouble(b.maximum)}`);
+  let bound: string;
+  if (b.minimum !== undefined && b.maximum !== undefined)
+    bound = `be in ${b.exclusiveMinimum ? "(" : "["}${b.minimum}, ${b.maximum}]`;
+  else if (b.minimum !== undefined)
+    bound = b.exclusiveMinimum ? `be greater than ${b.minimum}` : `be at least ${b.minimum}`;
+  else bound = `be at most ${b.maximum}`;
+  return { rule: checks.join(" && "), message: `${path} must ${bound}` };
+}
+
+/**
+ * Moves the bounds of every `number` field under `json` into a CEL rule whose message names
+ * the field's path and states the bound exactly. The API server's OpenAPI check truncates a
+ * fractional bound to an integer when the value is written as one (`beta1: 1` is refused with
+ * "should be less than or equal to 0" for a maximum of 0.9999, and `normEps: 0` passes a
+ * minimum of 1e-12), so number fields keep no minimum/maximum in the generated schema: the
+ * builder's bounds are the one source, the rule the one check and the one message.
+ * Integer fields keep their OpenAPI bounds, which the server reports exactly.
+ */
+export function numberBoundRules(json: JSONSchema, path = ""): JSONSchema {
+  const out: JSONSchema = { ...json };
+  if (json.type === "number" && (json.minimum !== undefined || json.maximum !== undefined)) {
+    delete out.minimum;
+    delete out.maximum;
+    delete out.exclusiveMinimum;
+    out["x-kubernetes-validations"] = [
+      ...(json["x-kubernetes-validations"] ?? []),
+      numberBoundRule(path, json),
+    ];
+  }
+  const at = (k: string) => (path ? `${path}.${k}` : k);
+  if (json.properties)
+    out.properties = Object.fromEntries(
+      Object.entries(json.properties).map(([k, v]) => [k, numberBoundRules(v, at(k))]),
+    );
+  if (json.items) out.items = numberBoundRules(json.items, `${path}[]`);
+  if (json.additionalProperties)
+    out.additionalProperties = numberBoundRules(json.additionalProperties, `${path}[*]`);
+  return out;
+}
+
+/** A kind's root schema with numberBoundRules applied (the JSON the CRD and docs are made from). */
+export function withNumberBoundRules<S extends Schema<unknown, Presence>>(s: S): S {
+  return { ...s, json: numberBoundRules(s.json) };
 }
 
 /** Lists every field path whose schema lacks a description (the generator refuses those). */

@@ -8,6 +8,7 @@ import {
   tolerationsSchema,
   type ObjectMeta,
 } from "./common.ts";
+import { immutableRule } from "./changes.ts";
 import { MODEL_PRESETS } from "./presets.ts";
 import { RUN_PHASES } from "./reasons.ts";
 import {
@@ -19,15 +20,11 @@ import {
   object,
   required,
   string,
+  withNumberBoundRules,
   type Infer,
 } from "./schema.ts";
 
 export const TRAINING_RUN_KIND = "TrainingRun";
-
-const immutable = (field: string, why: string) => ({
-  rule: "self == oldSelf",
-  message: `${field} is immutable once set: ${why}`,
-});
 
 const positiveInt = (description: string, max: number, dflt: number) =>
   integer(description, { minimum: 1, maximum: max, default: dflt });
@@ -53,7 +50,7 @@ export const modelSchema = object(
   },
   {
     rules: [
-      immutable("spec.model", "the weights of a run have one shape; start a new run to change it"),
+      immutableRule("spec.model"),
       {
         rule: "!has(self.hidden) || !has(self.heads) || self.hidden % self.heads == 0",
         message: "spec.model.hidden must be divisible by spec.model.heads",
@@ -74,14 +71,22 @@ export const dataSchema = object("Where the tokenized training data comes from."
       minLength: 1,
       maxLength: 2048,
       pattern: "^[a-z][a-z0-9+.-]*://.+$",
+      rules: [immutableRule("spec.data.source")],
     }),
   ),
-  shards: required(integer("Number of shards in the corpus.", { minimum: 1, maximum: 10000000 })),
+  shards: required(
+    integer("Number of shards in the corpus.", {
+      minimum: 1,
+      maximum: 10000000,
+      rules: [immutableRule("spec.data.shards")],
+    }),
+  ),
   sequenceLength: integer("Tokens per training sequence.", {
     minimum: 16,
     maximum: 131072,
     default: 2048,
     format: "int32",
+    rules: [immutableRule("spec.data.sequenceLength")],
   }),
 });
 
@@ -173,7 +178,7 @@ export const compressionSchema = object(
   {
     default: {},
     rules: [
-      immutable("spec.compression", "every peer must encode and decode payloads the same way"),
+      immutableRule("spec.compression"),
       { rule: "self.topK % 2 == 0", message: "spec.compression.topK must be even", fieldPath: ".topK" },
       {
         rule: "self.topK <= self.chunk * self.chunk",
@@ -196,6 +201,7 @@ export const aggregationSchema = object(
     minPeers: positiveInt("Ready peers needed before rounds run.", 256, 1),
     normClip: enumeration("Per-peer norm clipping before the mean.", ["median", "none"] as const, {
       default: "median",
+      rules: [immutableRule("spec.aggregation.normClip")],
     }),
   },
   {
@@ -214,7 +220,14 @@ export const chainSchema = object("The subtensor chain that holds identities and
   endpoint: required(
     string("WebSocket JSON-RPC endpoint of a subtensor node.", { pattern: "^wss?://.+$", maxLength: 2048 }),
   ),
-  netuid: required(integer("Subnet id.", { minimum: 0, maximum: 65535, format: "int32" })),
+  netuid: required(
+    integer("Subnet id.", {
+      minimum: 0,
+      maximum: 65535,
+      format: "int32",
+      rules: [immutableRule("spec.chain.netuid")],
+    }),
+  ),
   register: boolean(
     "Workers register their hotkey on the subnet by burning (burned_register) when it holds no uid.",
     { default: false },
@@ -294,6 +307,19 @@ export const membershipSchema = object(
   { default: {} },
 );
 
+export const rolloutSchema = object(
+  "How changes that need new worker pods (spec.worker, spec.transport, spec.chain.endpoint and " +
+    "spec.chain.register) reach this cluster's peers: outdated pods are replaced a few at a time.",
+  {
+    maxUnavailable: integer(
+      "Peers of this run whose worker pod may be unavailable at once while outdated pods are " +
+        "replaced. A peer that is down for another reason counts too, as in a Deployment.",
+      { minimum: 1, maximum: 1024, default: 1, format: "int32" },
+    ),
+  },
+  { default: {} },
+);
+
 export const trainingRunSpecSchema = object("Desired state of a TrainingRun.", {
   model: required(modelSchema),
   data: required(dataSchema),
@@ -322,6 +348,7 @@ export const trainingRunSpecSchema = object("Desired state of a TrainingRun.", {
   checkpoints: checkpointsSchema,
   validator: validatorSchema,
   membership: membershipSchema,
+  rollout: rolloutSchema,
   suspend: boolean("Stop the run: worker pods are removed, all state is kept.", { default: false }),
 });
 
@@ -345,6 +372,22 @@ export const trainingRunStatusSchema = object("Observed state of a TrainingRun."
   parameters: integer("Trainable parameters of the resolved model.", { minimum: 0 }),
   configMapName: string("ConfigMap holding the resolved run configuration.", { maxLength: 253 }),
   configHash: string("Hash of the resolved run configuration.", { maxLength: 64 }),
+  configEpoch: object(
+    "The latest config epoch: the round-level fields (docs/api.md) every worker adopts at the same " +
+      "round boundary, without new pods.",
+    {
+      epoch: required(
+        integer("Numbered from 1; bumped whenever a round-level field changes.", { minimum: 1 }),
+      ),
+      digest: required(
+        string(
+          "SHA-256 (hex) of the epoch's round-level config; the validator names it in each round's selection.",
+          { maxLength: 64 },
+        ),
+      ),
+      fromRound: required(integer("First round the epoch applies to.", { minimum: 0 })),
+    },
+  ),
   membershipEpoch: integer("Bumped whenever the set of active peers changes.", { minimum: 0 }),
   activePeers: array(
     "Hotkeys of the active peers (membership of the current epoch).",
@@ -357,22 +400,25 @@ export const trainingRunStatusSchema = object("Observed state of a TrainingRun."
   shards: shardSummarySchema,
 });
 
-export const trainingRunSchema = object(
-  "A TrainingRun: one LLaMA-3 style model trained by many peers with SparseLoCo.",
-  {
-    apiVersion: string("Versioned schema of this object.", { maxLength: 64 }),
-    kind: string("Kind of this object.", { maxLength: 64 }),
-    spec: required(trainingRunSpecSchema),
-    status: trainingRunStatusSchema,
-  },
-  {
-    rules: [
-      {
-        rule: "self.metadata.name.size() <= 63",
-        message: "metadata.name of a TrainingRun must be at most 63 characters (it is used as a label value)",
-      },
-    ],
-  },
+export const trainingRunSchema = withNumberBoundRules(
+  object(
+    "A TrainingRun: one LLaMA-3 style model trained by many peers with SparseLoCo.",
+    {
+      apiVersion: string("Versioned schema of this object.", { maxLength: 64 }),
+      kind: string("Kind of this object.", { maxLength: 64 }),
+      spec: required(trainingRunSpecSchema),
+      status: trainingRunStatusSchema,
+    },
+    {
+      rules: [
+        {
+          rule: "self.metadata.name.size() <= 63",
+          message:
+            "metadata.name of a TrainingRun must be at most 63 characters (it is used as a label value)",
+        },
+      ],
+    },
+  ),
 );
 
 export type TrainingRunSpec = Infer<typeof trainingRunSpecSchema>;

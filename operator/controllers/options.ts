@@ -7,6 +7,8 @@ export interface ControllerOptions {
   nodeNotReadyGraceMs: number;
   /** How often a peer waiting for its hotkey Secret checks again (Secrets are not watched). */
   recheckMs: number;
+  /** How often a peer whose outdated pod waits for its turn in a rollout checks again. */
+  rolloutRecheckMs: number;
   /** Port of the worker's metrics and health endpoints. */
   metricsPort: number;
   /** Uid and gid the worker runs as (non-root). */
@@ -20,6 +22,7 @@ export const DEFAULT_CONTROLLER_OPTIONS: ControllerOptions = {
   gpuResource: "nvidia.com/gpu",
   nodeNotReadyGraceMs: 60_000,
   recheckMs: 15_000,
+  rolloutRecheckMs: 5_000,
   metricsPort: 9400,
   workerUid: 65532,
   terminationGraceSeconds: 60,

@@ -31,9 +31,10 @@ import {
 import { deletePod } from "./kubeops.ts";
 import type { ControllerOptions } from "./options.ts";
 import { planPeer } from "./peerplan.ts";
+import type { RolloutPeer } from "./rollout.ts";
 import { COVENANT_PEERS } from "./resources.ts";
 import { statusChanged } from "./status.ts";
-import { workerSelector } from "./workerpod.ts";
+import { desiredWorkerPod, specHashOf, workerSelector } from "./workerpod.ts";
 
 export interface Informers {
   runs: Informer<TrainingRun>;
@@ -139,6 +140,11 @@ export async function reconcilePeer(
       hotkeySecretExists,
       pods,
       node: (n) => inf.nodes.store.getByName(undefined, n),
+      // The other peers matter only when this peer's pod is outdated (rare): skip the work otherwise.
+      rollout:
+        run && hasOutdatedPod(peer, run, pods, opts)
+          ? { peers: rolloutPeers(inf, run, opts), maxUnavailable: run.spec.rollout.maxUnavailable }
+          : undefined,
     },
     opts,
   );
@@ -175,6 +181,39 @@ export async function reconcilePeer(
   }
   for (const e of plan.events) ctx.recorder.event(cached, e.type, e.reason, e.message);
   return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : undefined;
+}
+
+function hasOutdatedPod(
+  peer: CovenantPeer,
+  run: TrainingRun,
+  pods: V1Pod[],
+  opts: ControllerOptions,
+): boolean {
+  const want = specHashOf(desiredWorkerPod(peer, run, opts));
+  return pods.some((p) => !p.metadata?.deletionTimestamp && specHashOf(p) !== want);
+}
+
+/** The run's peers in its namespace as the rollout bound sees them (suspended ones take no part). */
+function rolloutPeers(inf: Informers, run: TrainingRun, opts: ControllerOptions): RolloutPeer[] {
+  const ns = run.metadata.namespace ?? "default";
+  const out: RolloutPeer[] = [];
+  for (const cached of inf.peers.store.list(ns)) {
+    if (cached.spec?.runRef?.name !== run.metadata.name || cached.metadata.deletionTimestamp) continue;
+    const peer = applyDefaults(covenantPeerSchema.json, cached);
+    if (peer.spec.suspend) continue;
+    const want = specHashOf(desiredWorkerPod(peer, run, opts));
+    const live = inf.pods.store
+      .listByLabels(workerSelector(peer.metadata.name), ns)
+      .filter((p) => !p.metadata?.deletionTimestamp);
+    out.push({
+      name: peer.metadata.name,
+      available: live.some((p) =>
+        p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+      ),
+      outdated: live.some((p) => specHashOf(p) !== want),
+    });
+  }
+  return out;
 }
 
 /** A read past the cache, made only before creating a pod (rare), so that a lagging cache never recreates one. */

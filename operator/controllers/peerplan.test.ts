@@ -23,6 +23,7 @@ function observe(over: Partial<PeerObservation> & { nodes?: V1Node[] } = {}): Pe
     hotkeySecretExists: over.hotkeySecretExists ?? true,
     pods: over.pods ?? [],
     node: (n) => nodes.find((x) => x.metadata?.name === n),
+    rollout: over.rollout,
   };
 }
 
@@ -148,6 +149,54 @@ describe("planPeer", () => {
     assert.equal(plan.deletions[0]?.reason, Reason.SpecChanged);
     assert.equal(plan.deletions[0]?.force, false);
     assert.equal(plan.apply, undefined, "the new pod waits until the old one released the name");
+  });
+
+  it("an outdated Ready pod waits for its turn in the rollout, and says so", () => {
+    const old = withPodState(pod, { node: "n1", ready: true });
+    const newRun = makeRun("run")
+      .image("x@sha256:" + "e".repeat(64))
+      .defaulted();
+    const rollout = (bob: { available: boolean; outdated: boolean }) => ({
+      maxUnavailable: 1,
+      peers: [
+        { name: "alice", available: true, outdated: true },
+        { name: "bob", ...bob },
+      ],
+    });
+    // bob's replacement is not Ready yet: alice waits.
+    const wait = planPeer(
+      observe({ pods: [old], run: newRun, rollout: rollout({ available: false, outdated: false }) }),
+      opts,
+    );
+    assert.equal(wait.deletions.length, 0);
+    assert.equal(wait.requeueAfterMs, opts.rolloutRecheckMs);
+    assert.equal(cond(wait, "UpToDate")?.status, "False");
+    assert.equal(cond(wait, "UpToDate")?.reason, Reason.RolloutWaiting);
+    assert.equal(cond(wait, "Ready")?.status, "True", "the waiting pod keeps working");
+    // bob is Ready again: alice goes.
+    const go = planPeer(
+      observe({ pods: [old], run: newRun, rollout: rollout({ available: true, outdated: false }) }),
+      opts,
+    );
+    assert.equal(go.deletions[0]?.reason, Reason.SpecChanged);
+    // A pod that is not Ready is replaced at once, whatever the others do.
+    const down = planPeer(
+      observe({
+        pods: [withPodState(pod, { node: "n1", ready: false })],
+        run: newRun,
+        rollout: {
+          maxUnavailable: 1,
+          peers: [
+            { name: "alice", available: false, outdated: true },
+            { name: "bob", available: false, outdated: false },
+          ],
+        },
+      }),
+      opts,
+    );
+    assert.equal(down.deletions[0]?.reason, Reason.SpecChanged);
+    const current = planPeer(observe({ pods: [withPodState(pod, { node: "n1", ready: true })] }), opts);
+    assert.equal(cond(current, "UpToDate")?.status, "True");
   });
 
   it("keeps exactly one of several pods, the Ready one", () => {

@@ -7,7 +7,8 @@
  *   run config and hotkey Secret exist (missing ones block a new pod, not a running one);
  * - a pod that failed, whose node is gone, or whose node has been NotReady past the grace
  *   period is deleted at once (grace 0: nobody is left to stop it) and replaced;
- * - a pod whose spec hash differs from the desired one is deleted gracefully and recreated;
+ * - a pod whose spec hash differs from the desired one is deleted gracefully and recreated,
+ *   a few peers of the run at a time (rollout.ts: spec.rollout.maxUnavailable);
  * - of several live pods one is kept (Ready first, then the oldest), the others deleted.
  */
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
@@ -21,6 +22,7 @@ import {
 } from "../api/index.ts";
 import { mergeConditions, type DesiredCondition } from "./conditions.ts";
 import type { ControllerOptions } from "./options.ts";
+import { rolloutDecision, type RolloutPeer } from "./rollout.ts";
 import { desiredWorkerPod, specHashOf, workerPodName } from "./workerpod.ts";
 
 export interface PeerObservation {
@@ -33,6 +35,11 @@ export interface PeerObservation {
   /** Worker pods labelled with this peer, terminating ones included. */
   pods: V1Pod[];
   node(name: string): V1Node | undefined;
+  /**
+   * The run's peers in this namespace (this one included) for the rollout bound; absent, an
+   * outdated pod is replaced at once.
+   */
+  rollout?: { peers: RolloutPeer[]; maxUnavailable: number };
 }
 
 export interface PodDeletion {
@@ -60,7 +67,7 @@ export interface PeerPlan {
 }
 
 type PodFate =
-  | { keep: true; requeueMs?: number }
+  | { keep: true; requeueMs?: number; outdated?: string }
   | { keep: false; force: boolean; reason: string; message: string; replacement: boolean };
 
 const podCondition = (pod: V1Pod, type: string) => pod.status?.conditions?.find((c) => c.type === type);
@@ -117,6 +124,7 @@ export function planPeer(o: PeerObservation, opts: ControllerOptions): PeerPlan 
 
   // Classify every pod; terminating pods on a lost node are forced out.
   const live: V1Pod[] = [];
+  const outdated = new Map<V1Pod, string>();
   let terminatingWithName = false;
   for (const pod of o.pods) {
     const fate = classifyPod(pod, o, opts, now, desired);
@@ -138,6 +146,7 @@ export function planPeer(o: PeerObservation, opts: ControllerOptions): PeerPlan 
       continue;
     }
     if (fate.requeueMs !== undefined) requeue(fate.requeueMs);
+    if (fate.outdated !== undefined) outdated.set(pod, fate.outdated);
     live.push(pod);
   }
 
@@ -210,6 +219,19 @@ export function planPeer(o: PeerObservation, opts: ControllerOptions): PeerPlan 
   if (waiting) events.push({ type: "Warning", reason: waiting.reason, message: waiting.message });
 
   const conditions = peerConditions(blocker ?? waiting, current, apply !== undefined, o);
+  if (current) {
+    const stale = outdated.get(current);
+    conditions.push(
+      stale === undefined
+        ? {
+            type: PeerCondition.UpToDate,
+            status: "True",
+            reason: Reason.PodUpToDate,
+            message: `pod ${current.metadata?.name} runs the current spec`,
+          }
+        : { type: PeerCondition.UpToDate, status: "False", reason: Reason.RolloutWaiting, message: stale },
+    );
+  }
   const status: CovenantPeerStatus = {
     observedGeneration: peer.metadata.generation ?? 0,
     conditions: mergeConditions(peer.status?.conditions, conditions, peer.metadata.generation, now),
@@ -277,6 +299,10 @@ function classifyPod(
     }
   }
   if (desired && specHashOf(pod) !== specHashOf(desired)) {
+    if (o.rollout && !pod.metadata?.deletionTimestamp) {
+      const d = rolloutDecision(o.peer.metadata.name, o.rollout.peers, o.rollout.maxUnavailable);
+      if (!d.replace) return { keep: true, requeueMs: opts.rolloutRecheckMs, outdated: d.message };
+    }
     return {
       keep: false,
       force: !nodeName,

@@ -42,6 +42,7 @@ const RUN_STATUS_FIELDS = [
   "parameters",
   "configMapName",
   "configHash",
+  "configEpoch",
 ] as const;
 
 export function addRunController(

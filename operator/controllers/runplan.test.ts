@@ -133,4 +133,73 @@ describe("planRun", () => {
     assert.equal(plan.status.peers, 3);
     assert.match(cond(plan.status, "Degraded")?.message ?? "", /1 of 2 peers not ready/);
   });
+
+  it("a change of round-level fields is a new config epoch a margin of rounds ahead, without a new pod spec", () => {
+    const first = planRun({ run, peers: [], configMap: undefined, now: NOW });
+    assert.deepEqual(
+      { epoch: first.status.configEpoch?.epoch, fromRound: first.status.configEpoch?.fromRound },
+      { epoch: 1, fromRound: 0 },
+    );
+    assert.ok(!first.events.some((e) => e.reason === Reason.ConfigEpoch), "no event for a run's first epoch");
+    const changed = makeRun("run").minPeers(2).set("spec.innerSteps", 60).set("spec.outer.learningRate", 0.5);
+    const plan = planRun({
+      run: withStatus(changed.defaulted(), { round: 7, configEpoch: first.status.configEpoch }),
+      peers: [],
+      configMap: first.configMap,
+      now: NOW,
+    });
+    assert.deepEqual(
+      { epoch: plan.status.configEpoch?.epoch, fromRound: plan.status.configEpoch?.fromRound },
+      { epoch: 2, fromRound: 9 },
+    );
+    const cfg = JSON.parse(plan.configMap!.data![RUN_CONFIG_FILE]!);
+    assert.deepEqual(
+      cfg.epochs.map((e: { epoch: number; fromRound: number; config: { innerSteps: number } }) => [
+        e.epoch,
+        e.fromRound,
+        e.config.innerSteps,
+      ]),
+      [
+        [1, 0, 30],
+        [2, 9, 60],
+      ],
+    );
+    const ev = plan.events.find((e) => e.reason === Reason.ConfigEpoch);
+    assert.match(
+      ev?.message ?? "",
+      /config epoch 2 .* takes effect at round 9: spec\.innerSteps, spec\.outer\.learningRate/,
+    );
+    // Planned again from what it wrote: nothing more to do.
+    const again = planRun({
+      run: withStatus(changed.defaulted(), { round: 8, configEpoch: plan.status.configEpoch }),
+      peers: [],
+      configMap: plan.configMap,
+      now: NOW,
+    });
+    assert.equal(again.configMap, undefined);
+    assert.deepEqual(again.status.configEpoch, plan.status.configEpoch);
+  });
+
+  it("writes nothing while its ConfigMap cache lags behind the status", () => {
+    const first = planRun({ run, peers: [], configMap: undefined, now: NOW });
+    const changed = makeRun("run").minPeers(2).set("spec.innerSteps", 60).defaulted();
+    const written = planRun({
+      run: withStatus(changed, { round: 7, configEpoch: first.status.configEpoch }),
+      peers: [],
+      configMap: first.configMap,
+      now: NOW,
+    });
+    const lagging = planRun({
+      run: withStatus(changed, {
+        round: 8,
+        configEpoch: written.status.configEpoch,
+        configHash: written.status.configHash,
+      }),
+      peers: [],
+      configMap: first.configMap,
+      now: NOW,
+    });
+    assert.equal(lagging.configMap, undefined);
+    assert.deepEqual(lagging.status.configEpoch, written.status.configEpoch);
+  });
 });

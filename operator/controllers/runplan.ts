@@ -27,6 +27,7 @@ import {
   type TrainingRunStatus,
 } from "../api/index.ts";
 import { isTrue, mergeConditions, type DesiredCondition } from "./conditions.ts";
+import { planConfigEpochs, storedEpochs } from "./configepoch.ts";
 import { hashOf } from "./hash.ts";
 import type { PlannedEvent } from "./peerplan.ts";
 
@@ -73,21 +74,39 @@ export function planRun(o: RunObservation): RunPlan {
     phase = "Failed";
     phaseMessage = `invalid spec: ${resolved.problems.join("; ")}`;
   } else {
-    const text = JSON.stringify(resolved.config, null, 2) + "\n";
-    const hash = hashOf(resolved.config);
     status.configMapName = runConfigMapName(run.metadata.name);
-    status.configHash = hash;
     status.parameters = resolved.config.model.parameters;
-    if (
-      o.configMap?.metadata?.annotations?.[CONFIG_HASH_ANNOTATION] !== hash ||
-      o.configMap.data?.[RUN_CONFIG_FILE] !== text
-    ) {
-      configMap = runConfigMap(run, text, hash);
-      events.push({
-        type: "Normal",
-        reason: Reason.ConfigWritten,
-        message: `wrote ConfigMap ${status.configMapName} (${hash})`,
-      });
+    const stored = o.configMap?.data?.[RUN_CONFIG_FILE];
+    const epochs = planConfigEpochs(storedEpochs(stored), run.status?.configEpoch, resolved.config, round);
+    if (epochs.stale) {
+      // The ConfigMap cache lags behind the status written after it: wait for it.
+      if (run.status?.configHash) status.configHash = run.status.configHash;
+      if (run.status?.configEpoch) status.configEpoch = run.status.configEpoch;
+    } else {
+      const config = { ...resolved.config, epochs: epochs.epochs };
+      const text = JSON.stringify(config, null, 2) + "\n";
+      const hash = hashOf(config);
+      const latest = epochs.epochs.at(-1)!;
+      status.configHash = hash;
+      status.configEpoch = { epoch: latest.epoch, digest: latest.digest, fromRound: latest.fromRound };
+      if (o.configMap?.metadata?.annotations?.[CONFIG_HASH_ANNOTATION] !== hash || stored !== text) {
+        configMap = runConfigMap(run, text, hash);
+        events.push({
+          type: "Normal",
+          reason: Reason.ConfigWritten,
+          message: `wrote ConfigMap ${status.configMapName} (${hash})`,
+        });
+      }
+      const added = epochs.added;
+      if (added && added.epoch > 1) {
+        events.push({
+          type: "Normal",
+          reason: Reason.ConfigEpoch,
+          message:
+            `config epoch ${added.epoch} (${added.digest.slice(0, 12)}) takes effect at round ${added.fromRound}` +
+            (epochs.changed.length ? `: ${epochs.changed.join(", ")}` : ""),
+        });
+      }
     }
     const minPeers = run.spec.aggregation.minPeers;
     if (prevPhase === "Completed" || round >= run.spec.rounds) {

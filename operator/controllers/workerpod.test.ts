@@ -78,4 +78,16 @@ describe("desiredWorkerPod", () => {
       .defaulted();
     assert.notEqual(specHashOf(desiredWorkerPod(peer, other, opts)), specHashOf(pod));
   });
+
+  it("the hash covers where the worker reaches the bus and the chain, not the round-level config", () => {
+    const base = specHashOf(desiredWorkerPod(peer, run, opts));
+    const hashWith = (path: string, value: unknown) =>
+      specHashOf(desiredWorkerPod(peer, makeRun("run").set(path, value).defaulted(), opts));
+    assert.notEqual(hashWith("spec.transport.natsUrl", "nats://elsewhere:4222"), base);
+    assert.notEqual(hashWith("spec.chain.endpoint", "wss://chain.example"), base);
+    assert.notEqual(hashWith("spec.chain.register", true), base);
+    assert.equal(hashWith("spec.innerSteps", 99), base, "adopted by config epochs, not new pods");
+    assert.equal(hashWith("spec.outer.learningRate", 0.5), base);
+    assert.equal(hashWith("spec.membership.podGraceSeconds", 5), base);
+  });
 });

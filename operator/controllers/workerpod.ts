@@ -1,6 +1,9 @@
 /**
  * The desired worker pod of a peer: one pure function from the peer, its run and the
  * controller options to a V1Pod, with a hash of its spec so that a changed spec is noticed.
+ * The hash also covers the run config a worker reads only when it starts (podConfigOf:
+ * where it reaches the bus and the chain), so a change there replaces the pods too; the
+ * round-level config is not in it: workers adopt it by config epochs, without new pods.
  */
 import type { V1Pod, V1Toleration } from "@kubernetes/client-node";
 import {
@@ -13,6 +16,7 @@ import {
   MANAGED_BY,
   NATS_CREDS_DIR,
   NATS_CREDS_FILE,
+  podConfigOf,
   RUN_CONFIG_DIR,
   RUN_CONFIG_FILE,
   runConfigMapName,
@@ -153,7 +157,7 @@ export function desiredWorkerPod(peer: CovenantPeer, run: TrainingRun, opts: Con
       name: workerPodName(peer.metadata.name),
       namespace: ns,
       labels: workerLabels(peer),
-      annotations: { [Annotation.PodSpecHash]: hashOf(spec) },
+      annotations: { [Annotation.PodSpecHash]: hashOf({ spec, runConfig: podConfigOf(run.spec) }) },
       ownerReferences: [
         {
           apiVersion: API_VERSION,

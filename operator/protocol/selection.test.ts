@@ -61,3 +61,27 @@ test("a selection signed by someone else, altered, or malformed is refused", () 
     false,
   );
 });
+
+test("the config digest a round ran under is signed with the selection", () => {
+  const config = "c".repeat(64);
+  const expect = { run: "r1", round: 4, validator: val.address };
+  const s = signSelection({ ...body(), config }, val);
+  const v = verifySelection(encodeSelection(s), expect);
+  assert.ok(v.ok);
+  assert.equal(v.value.config, config);
+  const swapped = { ...s, config: "d".repeat(64) };
+  assert.deepEqual(verifySelection(encodeSelection(swapped), expect), {
+    ok: false,
+    detail: "signature does not verify",
+  });
+  const dropped: Record<string, unknown> = { ...s };
+  delete dropped.config;
+  assert.equal(verifySelection(encodeSelection(dropped as never), expect).ok, false);
+  assert.deepEqual(verifySelection(encodeSelection({ ...s, config: "xyz" }), expect), {
+    ok: false,
+    detail: "config",
+  });
+  // A selection without one (an older validator) still verifies.
+  const plain = verifySelection(encodeSelection(signSelection(body(), val)), expect);
+  assert.ok(plain.ok && plain.value.config === undefined);
+});

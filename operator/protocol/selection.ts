@@ -4,6 +4,7 @@
 import type { KeyringPair } from "@polkadot/keyring/types";
 import { u8aToHex, isHex } from "@polkadot/util";
 import { decodeAddress, signatureVerify } from "@polkadot/util-crypto";
+import { CONFIG_DIGEST_PATTERN } from "./configepoch.ts";
 import type { RejectReason } from "./envelope.ts";
 import { REJECT_REASONS } from "./envelope.ts";
 
@@ -29,16 +30,21 @@ export interface Selection {
   reserves: Pick[];
   /** Submissions refused or penalised, by hotkey. */
   rejected: Record<string, RejectReason>;
+  /**
+   * Digest of the round-level run config the round ran under (operator/protocol/configepoch.ts);
+   * every peer applies the round's outer step with that config. Absent from older validators.
+   */
+  config?: string;
 }
 
 export interface SignedSelection extends Selection {
   signature: string;
 }
 
-/** Canonical text: fixed field order, sorted rejection keys. */
+/** Canonical text: fixed field order, sorted rejection keys; the config digest last, when there is one. */
 export function canonicalSelection(s: Selection): Uint8Array {
   const rejected = Object.fromEntries(Object.entries(s.rejected).sort(([a], [b]) => (a < b ? -1 : 1)));
-  const text = JSON.stringify([
+  const fields: unknown[] = [
     "covenant-selection",
     s.version,
     s.run,
@@ -48,8 +54,9 @@ export function canonicalSelection(s: Selection): Uint8Array {
     s.selected.map((p) => [p.hotkey, p.digest]),
     s.reserves.map((p) => [p.hotkey, p.digest]),
     rejected,
-  ]);
-  return new TextEncoder().encode(text);
+  ];
+  if (s.config !== undefined) fields.push(s.config);
+  return new TextEncoder().encode(JSON.stringify(fields));
 }
 
 export function signSelection(
@@ -99,6 +106,8 @@ export function verifySelection(
     !Object.values(rej).every((v) => REJECT_REASONS.includes(v as RejectReason))
   )
     return { ok: false, detail: "rejected" };
+  if (r.config !== undefined && (typeof r.config !== "string" || !CONFIG_DIGEST_PATTERN.test(r.config)))
+    return { ok: false, detail: "config" };
   if (typeof r.signature !== "string" || !isHex(r.signature, 512)) return { ok: false, detail: "signature" };
   const s: SignedSelection = {
     version: SELECTION_VERSION,
@@ -111,6 +120,7 @@ export function verifySelection(
     rejected: rej as Record<string, RejectReason>,
     signature: r.signature,
   };
+  if (r.config !== undefined) s.config = r.config as string;
   try {
     decodeAddress(s.validator);
     if (!signatureVerify(canonicalSelection(s), s.signature, s.validator).isValid)

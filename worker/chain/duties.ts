@@ -54,9 +54,11 @@ export class ChainDuties {
     this.#kick();
   }
 
-  /** After a closed round: retry the setup if it failed; validators set weights when due. */
-  afterRound(round: number, scores?: Scores): void {
-    const every = this.o.setWeightsEveryRounds;
+  /**
+   * After a closed round: retry the setup if it failed; validators set weights when due
+   * (`every`: the round's setWeightsEveryRounds, default the one given at construction).
+   */
+  afterRound(round: number, scores?: Scores, every = this.o.setWeightsEveryRounds): void {
     if (scores && every !== undefined && weightsDue(round, every)) this.#weightsPending = { round, scores };
     this.#kick();
   }
