@@ -47,6 +47,19 @@ export class CertificateAuthority {
     return this.#issue(name, `/CN=${name}`, `subjectAltName=${san}\nextendedKeyUsage=serverAuth\n`);
   }
 
+  /**
+   * A certificate for a server that also dials its peers with it (NATS cluster routes with
+   * mutual TLS): serverAuth for the connections it accepts, clientAuth for those it opens.
+   */
+  peer(name: string, ips: string[], dnsNames: string[]): { certFile: string; keyFile: string } {
+    const san = [...ips.map((ip) => `IP:${ip}`), ...dnsNames.map((d) => `DNS:${d}`)].join(",");
+    return this.#issue(
+      name,
+      `/CN=${name}`,
+      `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\n`,
+    );
+  }
+
   /** A client certificate: the API server reads the user from CN and the groups from O. */
   client(user: string, groups: string[] = []): Identity {
     const subject = [...groups.map((g) => `/O=${g}`), `/CN=${user}`].join("");

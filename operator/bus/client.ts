@@ -2,15 +2,16 @@
 // reconnects forever, every operation under a deadline, transfers under a shared
 // byte budget (back-pressure), and idempotent retries across server restarts.
 import { connect } from "@nats-io/transport-node";
-import { nkeyAuthenticator } from "@nats-io/nats-core";
-import type { NatsConnection } from "@nats-io/nats-core";
+import { createHash } from "node:crypto";
+import { createInbox, nkeyAuthenticator } from "@nats-io/nats-core";
+import type { Authenticator, NatsConnection, TlsOptions } from "@nats-io/nats-core";
 import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
 import type { JetStreamClient, JsMsg, PubAck } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { KV } from "@nats-io/kv";
 import { Objm, setSha256Backend } from "@nats-io/obj";
-import type { ObjectStore } from "@nats-io/obj";
-import { busNames } from "../protocol/names.ts";
+import type { ObjectInfo, ObjectStore } from "@nats-io/obj";
+import { busNames, objectStream } from "../protocol/names.ts";
 import type { BusNames } from "../protocol/names.ts";
 import { ByteBudget, TimeoutError, withTimeout } from "./limiter.ts";
 
@@ -19,13 +20,24 @@ import { ByteBudget, TimeoutError, withTimeout } from "./limiter.ts";
 setSha256Backend("native");
 
 export interface BusClientOptions {
-  /** nats://host:port, comma-separated for several servers. */
+  /** nats://host:port (tls://host:port), comma-separated for several servers. */
   servers: string;
   run: string;
   /** Connection name shown by the server's monitoring (e.g. the hotkey and role). */
   name: string;
   /** NATS user nkey seed ("SU..."); omitted for an open server. */
   nkeySeed?: string;
+  /**
+   * Answers the server's login challenge (e.g. a hotkey signature checked by the run's
+   * auth callout). Used together with nkeySeed when both are given (their fields merge).
+   */
+  authenticator?: Authenticator;
+  /**
+   * Connect only over TLS and verify the server's certificate against this CA (a file,
+   * or the PEM text itself); without it the system's trusted CAs are used if the
+   * server asks for TLS. A server that does not offer TLS is refused.
+   */
+  tls?: { caFile?: string; caPem?: string };
   /** Deadline of one request or publish acknowledgement (ms, default 10 s). */
   requestTimeoutMs?: number;
   /** Bytes of payload transfers in flight at once (default 512 MiB). */
@@ -36,6 +48,21 @@ export interface BusClientOptions {
   attempts?: number;
   /** Called on connection status changes (disconnect, reconnect) for logs and metrics. */
   onStatus?: (status: string) => void;
+}
+
+/**
+ * Bytes asked for in one direct get. The server queues a whole batch for the client at
+ * once, and closes a client with more than 64 MiB pending (max_pending) as a slow
+ * consumer; 16 MiB also keeps one batch per round trip near a long link's capacity.
+ */
+const DIRECT_BATCH_BYTES = 16 * 1024 * 1024;
+
+/** An object whose chunks do not add up to what its writer recorded. */
+export class CorruptObject extends Error {
+  constructor(bucket: string, name: string, why: string) {
+    super(`${bucket}/${name} is corrupt: ${why}`);
+    this.name = "CorruptObject";
+  }
 }
 
 export class PayloadTooLarge extends Error {
@@ -86,7 +113,8 @@ export class BusClient {
     const nc = await connect({
       servers: opts.servers.split(",").map((s) => s.trim()),
       name: opts.name,
-      authenticator: opts.nkeySeed ? nkeyAuthenticator(new TextEncoder().encode(opts.nkeySeed)) : undefined,
+      authenticator: authenticators(opts),
+      tls: tlsOptions(opts.tls),
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
       waitOnFirstConnect: true,
@@ -148,18 +176,25 @@ export class BusClient {
     );
   }
 
-  /** Size of an object, or undefined when there is none. */
-  async objectSize(bucket: string, name: string): Promise<number | undefined> {
+  /** The object's description (size, chunks, digest), or undefined when there is none. */
+  async #objectInfo(bucket: string, name: string): Promise<ObjectInfo | undefined> {
     const store = await this.#store(bucket);
     const info = await this.#retry(`info ${bucket}/${name}`, () =>
       withTimeout(store.info(name), this.#timeout, `info ${bucket}/${name}`),
     );
-    return info && !info.deleted ? info.size : undefined;
+    if (info?.options?.link) throw new Error(`${bucket}/${name} is a link; links are not followed`);
+    return info && !info.deleted ? info : undefined;
+  }
+
+  /** Size of an object, or undefined when there is none. */
+  async objectSize(bucket: string, name: string): Promise<number | undefined> {
+    return (await this.#objectInfo(bucket, name))?.size;
   }
 
   /**
    * Fetches an object. The size is checked before a byte is transferred, so an
    * oversized object costs nothing; undefined when the object does not exist.
+   * Each attempt reads the description again: a replaced object has new chunks.
    */
   async getObject(
     bucket: string,
@@ -169,17 +204,85 @@ export class BusClient {
     const size = await this.objectSize(bucket, name);
     if (size === undefined) return undefined;
     if (size > opts.maxBytes) throw new PayloadTooLarge(size, opts.maxBytes);
-    const store = await this.#store(bucket);
     return this.budget.with(size, () =>
       this.#retry(`get ${bucket}/${name}`, async () => {
-        const got = await withTimeout(
-          store.getBlob(name),
-          opts.timeoutMs ?? this.#transferTimeout(size),
-          `get ${bucket}/${name}`,
-        );
-        return got ?? undefined;
+        const info = await this.#objectInfo(bucket, name);
+        if (!info) return undefined;
+        if (info.size > opts.maxBytes) throw new PayloadTooLarge(info.size, opts.maxBytes);
+        return this.#readChunks(bucket, info, opts.timeoutMs ?? this.#transferTimeout(info.size));
       }),
     );
+  }
+
+  /**
+   * An object's bytes, read chunk by chunk with batched direct gets rather than the
+   * Object Store's own reader. Why: that reader creates a consumer, which the cluster's
+   * meta leader places on one of the bucket's servers, and a server that crashed (no
+   * orderly shutdown) still counts as online for 150-240 s (nats-server's orphan sweep),
+   * so in that window about a third to a half of the reads waited on a consumer placed
+   * on the dead server and timed out (measured on the 3-server test cluster). A direct
+   * get is answered by whichever live copy of the stream receives it, so reads also
+   * spread over the replicas. The result is checked against the size and the SHA-256
+   * digest the writer recorded.
+   */
+  async #readChunks(bucket: string, info: ObjectInfo, timeoutMs: number): Promise<Uint8Array> {
+    const deadline = Date.now() + timeoutMs;
+    const subject = `$O.${bucket}.C.${info.nuid}`;
+    const out = new Uint8Array(info.size);
+    const sha = createHash("sha256");
+    let filled = 0;
+    let chunks = 0;
+    let seq = 1;
+    while (chunks < info.chunks) {
+      if (Date.now() > deadline) throw new TimeoutError(`get ${bucket}/${info.name}`, timeoutMs);
+      const batch = await this.#chunkBatch(objectStream(bucket), subject, seq, deadline);
+      // A copy that has not applied the newest chunks yet answers short; ask again.
+      if (!batch.length) await new Promise((r) => setTimeout(r, 50));
+      for (const c of batch.slice(0, info.chunks - chunks)) {
+        if (filled + c.data.length > out.length)
+          throw new CorruptObject(bucket, info.name, "more bytes than its size");
+        out.set(c.data, filled);
+        sha.update(c.data);
+        filled += c.data.length;
+        chunks++;
+        seq = c.seq + 1;
+      }
+    }
+    if (filled !== info.size) throw new CorruptObject(bucket, info.name, `${filled} bytes of ${info.size}`);
+    if (!sameDigest(info.digest, sha.digest())) throw new CorruptObject(bucket, info.name, "digest mismatch");
+    return out;
+  }
+
+  /**
+   * One direct-get batch: the messages on `subject` from `seq` on, up to
+   * DIRECT_BATCH_BYTES, ended by the server's end-of-batch (204) or no-results (404).
+   */
+  async #chunkBatch(
+    stream: string,
+    subject: string,
+    seq: number,
+    deadline: number,
+  ): Promise<{ seq: number; data: Uint8Array }[]> {
+    const inbox = createInbox();
+    const sub = this.nc.subscribe(inbox);
+    const got: { seq: number; data: Uint8Array }[] = [];
+    const read = async () => {
+      for await (const m of sub) {
+        const code = m.headers?.code ?? 0;
+        if (code === 204 || code === 404) return;
+        if (code !== 0) throw new Error(`direct get from ${stream}: ${code} ${m.headers?.description ?? ""}`);
+        got.push({ seq: Number(m.headers?.get("Nats-Sequence")), data: m.data });
+      }
+    };
+    try {
+      const request = { seq, next_by_subj: subject, batch: 1024, max_bytes: DIRECT_BATCH_BYTES };
+      this.nc.publish(`$JS.API.DIRECT.GET.${stream}`, JSON.stringify(request), { reply: inbox });
+      const ms = Math.max(1, Math.min(this.#timeout, deadline - Date.now()));
+      await withTimeout(read(), ms, `direct get from ${stream}`);
+      return got;
+    } finally {
+      sub.unsubscribe();
+    }
   }
 
   /** A peer's payload for a round: its own bucket, one object per round. */
@@ -288,6 +391,31 @@ export class BusClient {
   }
 }
 
+/** The login answers to give the server: an nkey signature, a custom authenticator, or both. */
+function authenticators(opts: BusClientOptions): Authenticator | Authenticator[] | undefined {
+  const all: Authenticator[] = [];
+  if (opts.nkeySeed) all.push(nkeyAuthenticator(new TextEncoder().encode(opts.nkeySeed)));
+  if (opts.authenticator) all.push(opts.authenticator);
+  return all.length > 1 ? all : all[0];
+}
+
+/**
+ * The transport's TLS options. An object (even empty) makes the client insist on TLS;
+ * hostname and chain verification stay on (the transport's default rejectUnauthorized).
+ */
+function tlsOptions(tls: BusClientOptions["tls"]): TlsOptions | undefined {
+  if (!tls) return undefined;
+  if (tls.caFile && tls.caPem) throw new Error("tls: give caFile or caPem, not both");
+  return tls.caFile ? { caFile: tls.caFile } : tls.caPem ? { ca: tls.caPem } : {};
+}
+
+/** The Object Store records "SHA-256=" and the digest in base64url (hex from some old writers). */
+function sameDigest(recorded: string, digest: Buffer): boolean {
+  const text = recorded.replace(/^SHA-256=/, "");
+  const bytes = /^[0-9a-f]{64}$/i.test(text) ? Buffer.from(text, "hex") : Buffer.from(text, "base64url");
+  return bytes.equals(digest);
+}
+
 function toStreamMessage(m: JsMsg): StreamMessage {
   return {
     subject: m.subject,
@@ -303,5 +431,8 @@ export function isTransient(err: unknown): boolean {
   const e = err as { name?: string; message?: string; code?: string };
   const text = `${e?.name ?? ""} ${e?.message ?? ""} ${e?.code ?? ""}`;
   if (/permission|authori[sz]ation/i.test(text)) return false;
+  // On a cluster a publish finds no responder while its stream has no leader (just
+  // created, or electing one after a server is lost); nats.js calls that "not enabled".
+  if (e?.name === "JetStreamNotEnabled") return true;
   return /timeout|timed out|disconnect|reconnect|connection|no responders|503|closed/i.test(text);
 }

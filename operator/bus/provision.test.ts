@@ -48,3 +48,20 @@ test("bad specs are refused with the field named", () => {
   assert.throws(() => planBus({ ...spec, run: "Bad_Run" }), /DNS-1123/);
   assert.throws(() => planBus({ ...spec, validators: [ALICE] }), /both miner and validator/);
 });
+
+test("one copy by default; replicas apply to the stream, state and every bucket", () => {
+  assert.equal(planBus(spec).replicas, 1);
+  assert.equal(planBus(spec).stream.num_replicas, 1);
+  const r3 = planBus({ ...spec, validators: [], replicas: 3 });
+  assert.equal(r3.replicas, 3);
+  assert.equal(r3.stream.num_replicas, 3);
+  assert.equal(planBus({ ...spec, replicas: 5 }).replicas, 5);
+});
+
+test("replicas outside 1..5 or not whole are refused", () => {
+  for (const replicas of [0, -1, 6, 1.5, Number.NaN])
+    assert.throws(
+      () => planBus({ ...spec, replicas }),
+      new RegExp(`replicas ${replicas} must be an integer from 1 to 5`),
+    );
+});
