@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ConfigError, parseConfig, parseDuration, usage } from "./config.ts";
+import { DEFAULT_RATE_LIMIT } from "./kube/ratelimit.ts";
 
 describe("operator config", () => {
   it("has the usual defaults", () => {
@@ -18,7 +19,7 @@ describe("operator config", () => {
 
   it("limits its API requests, as flags or environment say, and refuses nonsense", () => {
     const d = parseConfig([], {});
-    assert.deepEqual([d.kubeApiQps, d.kubeApiBurst], [50, 100]);
+    assert.deepEqual([d.kubeApiQps, d.kubeApiBurst], [DEFAULT_RATE_LIMIT.qps, DEFAULT_RATE_LIMIT.burst]);
     const c = parseConfig(["--kube-api-qps=0"], { COVENANT_KUBE_API_BURST: "7" });
     assert.deepEqual([c.kubeApiQps, c.kubeApiBurst], [0, 7]);
     assert.throws(() => parseConfig(["--kube-api-qps=-1"], {}), /--kube-api-qps -1: must be >= 0/);

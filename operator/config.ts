@@ -3,6 +3,7 @@
  * entry point passes process.argv and process.env; every bad value is a clear error.
  */
 import { LOG_LEVELS, parseLogLevel, type LogLevel } from "./kube/log.ts";
+import { DEFAULT_RATE_LIMIT } from "./kube/ratelimit.ts";
 
 export interface OperatorConfig {
   /** Path of a kubeconfig; undefined: in-cluster when running in a pod, else the default kubeconfig. */
@@ -159,14 +160,14 @@ export const FLAGS: Record<string, FlagSpec> = {
     key: "kubeApiQps",
     env: "COVENANT_KUBE_API_QPS",
     kind: "number",
-    default: "50",
+    default: String(DEFAULT_RATE_LIMIT.qps),
     help: "client-side limit of Kubernetes API requests per second, watches excepted (0: no limit)",
   },
   "kube-api-burst": {
     key: "kubeApiBurst",
     env: "COVENANT_KUBE_API_BURST",
     kind: "number",
-    default: "100",
+    default: String(DEFAULT_RATE_LIMIT.burst),
     help: "Kubernetes API requests allowed at once above --kube-api-qps",
   },
 };

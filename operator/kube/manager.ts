@@ -51,7 +51,7 @@ export interface ManagerOptions {
   resyncMs?: number;
   /**
    * Client-side rate limit of the client built from `kubeConfig` (not of `client`); default
-   * DEFAULT_RATE_LIMIT (50 QPS, burst 100), false disables it. Leader election gets a bucket
+   * DEFAULT_RATE_LIMIT, false disables it. Leader election gets a bucket
    * of its own with the same limits, so that renewals never queue behind reconciles.
    */
   rateLimit?: RateLimit | false;
