@@ -18,8 +18,12 @@ export interface WorkerOptions {
   validator?: string;
   metricsPort: number;
   metricsHost: string;
-  /** Directory of the token shards (default: the run's file:// data source). */
+  /** Directory of the token shards: a file:// source's (overriding it), else the shard cache's. */
   dataDir?: string;
+  /** CA (PEM file) that signs an https:// data source's certificate. */
+  dataCa?: string;
+  /** Size bound of the shard cache in bytes. */
+  dataCacheBytes?: number;
   /** Stop after this round (default: the run's last round). */
   untilRound?: number;
   /** Take part on the run's chain (register, commit, set weights); off for runs without one. */
@@ -41,7 +45,13 @@ export const USAGE = `covenant-worker: one peer of a Covenant training run
   --metrics-port PORT   Prometheus metrics on :PORT/metrics (env COVENANT_METRICS_PORT or
                         COVENANT_METRICS_ADDR=host:port, default 9400; 0 picks a free port)
   --metrics-host HOST   address to listen on (default 0.0.0.0)
-  --data-dir DIR        token shards (env COVENANT_DATA_DIR, default: the run's file:// source)
+  --data-dir DIR        token shards (env COVENANT_DATA_DIR): a file:// source's directory
+                        (default: its path), or where nats:// and https:// shards are cached
+                        (default: $TMPDIR/covenant-data/RUN/HOTKEY)
+  --data-ca FILE        CA of an https:// data source's server (env COVENANT_DATA_CA,
+                        default: the system's CAs)
+  --data-cache-bytes N  size bound of the shard cache (env COVENANT_DATA_CACHE_BYTES,
+                        default 64 GiB; shards in use are kept beyond it)
   --until-round N       stop after round N (default: the run's last round)
   --chain on|off        register, commit the payload location and (validators) set weights on
                         the run's chain (env COVENANT_CHAIN, default on)
@@ -57,6 +67,8 @@ const FLAGS: Record<string, { env?: string; key: keyof WorkerOptions }> = {
   "--metrics-port": { env: "COVENANT_METRICS_PORT", key: "metricsPort" },
   "--metrics-host": { key: "metricsHost" },
   "--data-dir": { env: "COVENANT_DATA_DIR", key: "dataDir" },
+  "--data-ca": { env: "COVENANT_DATA_CA", key: "dataCa" },
+  "--data-cache-bytes": { env: "COVENANT_DATA_CACHE_BYTES", key: "dataCacheBytes" },
   "--until-round": { key: "untilRound" },
   "--chain": { env: "COVENANT_CHAIN", key: "chain" },
 };
@@ -103,6 +115,15 @@ export function parseArgs(
     if (!Number.isSafeInteger(untilRound) || untilRound < 0)
       return { ok: false, error: `--until-round ${JSON.stringify(raw.untilRound)} is not a round number` };
   }
+  let dataCacheBytes: number | undefined;
+  if (raw.dataCacheBytes !== undefined) {
+    dataCacheBytes = Number(raw.dataCacheBytes);
+    if (!Number.isSafeInteger(dataCacheBytes) || dataCacheBytes < 0)
+      return {
+        ok: false,
+        error: `--data-cache-bytes ${JSON.stringify(raw.dataCacheBytes)} is not a byte count`,
+      };
+  }
   const chain = raw.chain ?? "on";
   if (chain !== "on" && chain !== "off")
     return { ok: false, error: `--chain must be on or off, got ${JSON.stringify(chain)}` };
@@ -118,6 +139,8 @@ export function parseArgs(
   if (raw.natsCredsFile) options.natsCredsFile = raw.natsCredsFile;
   if (raw.validator) options.validator = raw.validator;
   if (raw.dataDir) options.dataDir = raw.dataDir;
+  if (raw.dataCa) options.dataCa = raw.dataCa;
+  if (dataCacheBytes !== undefined) options.dataCacheBytes = dataCacheBytes;
   if (untilRound !== undefined) options.untilRound = untilRound;
   return { ok: true, options };
 }

@@ -12,9 +12,10 @@ import type { ConfigEpoch } from "../operator/api/runconfig.ts";
 import { BusClient } from "../operator/bus/client.ts";
 import { changedFields } from "../operator/protocol/configepoch.ts";
 import { stateKeys } from "../operator/protocol/names.ts";
-import { parseArgs, parseRunConfig, RunConfigEpochs, USAGE, localDataDir } from "./config.ts";
+import { parseArgs, parseRunConfig, RunConfigEpochs, USAGE } from "./config.ts";
 import type { WorkerOptions } from "./config.ts";
 import { ChainDuties } from "./chain/duties.ts";
+import { membershipReader, openWorkerData } from "./data/worker-data.ts";
 import { consoleLog } from "./log.ts";
 import { serveMetrics, workerMetrics } from "./metrics.ts";
 import { Miner, type RoundReport } from "./miner.ts";
@@ -60,7 +61,15 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
   // `run` is <namespace>/<name>, as on the operator's metrics, so dashboards join them.
   const metrics = workerMetrics({ run: `${cfg.run.namespace}/${cfg.run.name}`, role: opts.role });
   let notReady: string | undefined = "connecting to the bus";
-  const server = await serveMetrics(metrics.registry, opts.metricsPort, opts.metricsHost, () => notReady);
+  // A wanted shard that cannot be fetched or fails its check makes the worker not ready,
+  // and is the reason given first: it is what a person has to fix.
+  let dataProblem = (): string | undefined => undefined;
+  const server = await serveMetrics(
+    metrics.registry,
+    opts.metricsPort,
+    opts.metricsHost,
+    () => dataProblem() ?? notReady,
+  );
   log.info(`metrics on http://${opts.metricsHost}:${(server.address() as AddressInfo).port}/metrics`);
   // New config epochs from the mounted run configuration; a broken read keeps what is held.
   const reload = () => {
@@ -87,10 +96,40 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
       if (s === "disconnect" || s === "reconnect") log.warn(`bus ${s}`);
     },
   });
-  const kernels = await openKernels(cfg, opts.dataDir ?? localDataDir(cfg.data.source), pair.address);
+  // spec.data.source: shards fetched ahead into the cache (nats://, https://) or read in place (file://).
+  const shardData = openWorkerData({
+    source: cfg.data.source,
+    dataDir: opts.dataDir,
+    caFile: opts.dataCa,
+    cacheBytes: opts.dataCacheBytes,
+    run: cfg.run.name,
+    hotkey: pair.address,
+    expect: { shards: cfg.data.shards, modelVocab: cfg.model.vocab, sequenceLength: cfg.data.sequenceLength },
+    bus,
+    metrics,
+    log,
+  });
+  dataProblem = () => shardData.problem();
+  const allShards = Array.from({ length: cfg.data.shards }, (_, i) => i);
+  if (opts.role === "miner")
+    shardData.followAssignment({
+      readMembership: membershipReader(() => bus.state(), stateKeys.membership),
+      run: cfg.run.name,
+      shards: cfg.data.shards,
+      hotkey: pair.address,
+      log,
+    });
+  // The validator evaluates on sequences of every shard.
+  else shardData.want("validator", allShards);
+  let closeKernels = (): void => undefined;
   let chain: ChainDuties | undefined;
   let beat: NodeJS.Timeout | undefined;
   try {
+    // The engine reads the corpus's sequence count from shard 0 when it opens.
+    notReady = "fetching the training data";
+    if (!(await shardData.awaitShards([0], signal, (why) => (notReady = why)))) return;
+    const kernels = await openKernels(cfg, shardData.dir, pair.address);
+    closeKernels = () => kernels.close();
     let validator = opts.validator;
     if (!validator && opts.role === "validator") validator = pair.address;
     // The operator names the validator in the run's state bucket; wait for it.
@@ -122,9 +161,14 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
     };
     notReady = "catching up with the run";
     await replica.catchUp(signal);
+    if (
+      opts.role === "validator" &&
+      !(await shardData.awaitShards(allShards, signal, (why) => (notReady = why)))
+    )
+      return;
     notReady = undefined;
     log.info(`joined run ${cfg.run.name} at round ${replica.round} (weights ${replica.digest.slice(0, 12)})`);
-    const miner = opts.role === "miner" ? new Miner(replica, pair) : undefined;
+    const miner = opts.role === "miner" ? new Miner(replica, pair, shardData) : undefined;
     const val = opts.role === "validator" ? new Validator(replica, pair) : undefined;
     val?.start();
     chain = opts.chain
@@ -176,7 +220,11 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
             );
           let rep = await miner.submit();
           if (rep.submitted) trained(rep);
-          else log.info(`round ${round}: not contributing (epoch ${rep.epoch}, ${rep.shards} shards)`);
+          else
+            log.info(
+              `round ${round}: not contributing (epoch ${rep.epoch}, ${rep.shards} shards)` +
+                (rep.dataProblem ? `: waiting for data: ${rep.dataProblem}` : ""),
+            );
           const sel = await replica.awaitSelection(round, signal, async () => {
             void heartbeat({ waiting: true });
             // Admitted while this round is still open: contribute to it rather than idle to
@@ -223,7 +271,8 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
   } finally {
     clearInterval(beat);
     await chain?.stop();
-    kernels.close();
+    closeKernels();
+    await shardData.close();
     await bus.close();
     await new Promise((r) => server.close(r));
   }

@@ -3,6 +3,7 @@ import { createServer } from "node:http";
 import type { Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { REJECT_REASONS } from "../operator/protocol/envelope.ts";
+import { FETCH_REASONS, fetchResult } from "./data/source.ts";
 
 const secondsBuckets = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900];
 
@@ -79,6 +80,17 @@ export function workerMetrics(labels: { run: string; role: string }) {
       labelNames: ["call", "result"] as const,
       registers: [registry],
     }),
+    shardFetches: new Counter({
+      name: "covenant_worker_shard_fetches_total",
+      help: "Token shards fetched or checked against the data manifest, by result (ok, refused, failed) and reason.",
+      labelNames: ["result", "reason"] as const,
+      registers: [registry],
+    }),
+    shardCacheBytes: new Gauge({
+      name: "covenant_worker_shard_cache_bytes",
+      help: "Bytes of token shards in the worker's shard cache.",
+      registers: [registry],
+    }),
     busReconnects: new Counter({
       name: "covenant_worker_bus_reconnects_total",
       help: "Reconnections to NATS.",
@@ -87,6 +99,8 @@ export function workerMetrics(labels: { run: string; role: string }) {
   };
   for (const reason of REJECT_REASONS) m.rejected.inc({ reason }, 0);
   for (const direction of ["sent", "received"]) m.payloadBytes.inc({ direction }, 0);
+  for (const reason of FETCH_REASONS) m.shardFetches.inc({ result: fetchResult(reason), reason }, 0);
+  for (const reason of ["verified", "cached"]) m.shardFetches.inc({ result: "ok", reason }, 0);
   return m;
 }
 

@@ -20,6 +20,15 @@ export interface RoundReport {
   member: boolean;
   epoch: number;
   shards: number;
+  /** Why this member sat the round out: its shards were not fetched and checked in time. */
+  dataProblem?: string;
+}
+
+/** The shard cache as the miner uses it (worker/data/worker-data.ts). */
+export interface ShardGate {
+  want(name: string, shards: readonly number[]): void;
+  /** Undefined once the shards are checked and in place, else why not (after at most timeoutMs). */
+  ready(shards: readonly number[], timeoutMs: number): Promise<string | undefined>;
 }
 
 /** The run's membership as published by the operator; undefined before there is one. */
@@ -38,6 +47,7 @@ export class Miner {
   constructor(
     readonly replica: Replica,
     readonly pair: KeyringPair,
+    readonly data?: ShardGate,
   ) {
     this.#errors = replica.engine.tensors.map((t) => new Float32Array(tensorSize(t)));
   }
@@ -67,9 +77,19 @@ export class Miner {
     if (!members.includes(this.pair.address)) return report;
     report.member = true;
     if (membership!.epoch !== this.#epoch) {
+      const shards = assignShards(r.bus.names.run, cfg.data.shards, members).get(this.pair.address) ?? [];
+      // Train only on shards checked against the manifest. Until they are, sit rounds out
+      // (still applying every selection) and adopt the epoch at a later boundary.
+      const why = await this.data?.ready(shards, cfg.roundDeadlineSeconds * 500);
+      if (why) {
+        report.dataProblem = why;
+        return report;
+      }
       this.#epoch = membership!.epoch;
-      this.#shards = assignShards(r.bus.names.run, cfg.data.shards, members).get(this.pair.address) ?? [];
+      this.#shards = shards;
       r.engine.setShards(this.#shards);
+      // Kept on disk while attached: the engine re-reads them when a config epoch rebuilds it.
+      this.data?.want("attached", this.#shards);
       r.log.info(
         `adopted membership epoch ${this.#epoch}: ${members.length} members, shards [${this.#shards.join(",")}]`,
       );

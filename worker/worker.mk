@@ -3,15 +3,19 @@
 
 BENCH_TARGETS += bench-bus bench-round
 
-.PHONY: test-worker test-bus-e2e test-worker-e2e bench-bus bench-round worker-run
+.PHONY: test-worker test-data-e2e test-bus-e2e test-worker-e2e bench-bus bench-round worker-run
 
 # Fast unit tests (no server).
 test-worker:
-	$(NODE) --test worker/*.test.ts operator/bus/*.test.ts operator/protocol/*.test.ts
+	$(NODE) --test worker/*.test.ts worker/data/*.test.ts operator/bus/*.test.ts operator/protocol/*.test.ts
 
 # Bus integration tests: permissions enforced by nats-server, restart durability.
 test-bus-e2e:
 	$(NODE) --test --test-concurrency=1 e2e/bus/*.test.ts
+
+# Data sources: upload, nats:// and https:// fetches, corrupt and missing shards, a worker on them.
+test-data-e2e:
+	$(NODE) --test --test-concurrency=1 e2e/data/*.test.ts
 
 # Acceptance: 1 validator + 3 miners train llama3-tiny on CPU (needs kernels-build).
 test-worker-e2e: kernels-build
