@@ -1,35 +1,63 @@
 #!/usr/bin/env bash
-# Fails when a test left something behind: any process whose command line names a pinned
-# binary in bin/ or a test stack's temporary directory, and, given a stamp file made when
-# the run started (usage: check-leftovers.sh [STAMP]), any covenant-* temporary directory
-# made since then. Directories are only listed, never removed: another run (a demo, a second
-# checkout) may be using one.
+# Fails when a test left something behind: a server process still running, or a covenant-*
+# temporary directory. Usage: check-leftovers.sh [STAMP]
+#
+# Under `make test`, COVENANT_TEST_RUN names the run: every process the tests start inherits
+# it in its environment and every stack directory carries it in its name, so only what this
+# run left counts (a demo or another checkout's tests may be running beside it). Without it,
+# any process naming a pinned binary in bin/ or a stack directory counts, and, given a stamp
+# file made when the run started, any covenant-* directory made since. Directories are only
+# listed, never removed: another run may own them.
 set -uo pipefail
 bin=${COVENANT_BIN:-$(cd "$(dirname "$0")/.." && pwd)/bin}
 stamp=${1:-}
+run=${COVENANT_TEST_RUN:-}
 tmp=${TMPDIR:-/tmp}
 found=0
+
+ours() {
+  local d=$1 cmd=$2
+  if [ -n "$run" ]; then
+    tr '\0' '\n' 2>/dev/null <"$d/environ" | grep -qx "COVENANT_TEST_RUN=$run"
+    return
+  fi
+  case $cmd in
+  "$bin"/* | *"/covenant-kube-"* | *"/covenant-nats-"* | *"/covenant-prometheus-"*) return 0 ;;
+  esac
+  return 1
+}
+
 for d in /proc/[0-9]*; do
   pid=${d#/proc/}
   [ "$pid" = "$$" ] && continue
+  [ "$pid" = "$PPID" ] && continue
+  # this script's own pipelines
+  [ "$(cut -d' ' -f4 "$d/stat" 2>/dev/null)" = "$$" ] && continue
   cmd=$( { tr "\0" " " <"$d/cmdline"; } 2>/dev/null) || continue
-  case $cmd in
-  "$bin"/* | *"/covenant-kube-"* | *"/covenant-nats-"* | *"/covenant-prometheus-"*)
+  [ -n "$cmd" ] || continue
+  case $cmd in *check-leftovers.sh* | *"make "* | make) continue ;; esac
+  if ours "$d" "$cmd"; then
     echo "left behind: pid $pid: ${cmd:0:160}"
     found=1
-    ;;
-  esac
+  fi
 done
 [ $found = 0 ] && echo "leftovers: no test process left behind"
+
 if [ -n "${COVENANT_KEEP_TMP:-}" ]; then
   echo "leftovers: temporary directories kept (COVENANT_KEEP_TMP)"
-elif [ -n "$stamp" ] && [ -e "$stamp" ]; then
-  dirs=0
-  while IFS= read -r dir; do
-    echo "left behind: directory $dir"
-    dirs=1
-  done < <(find "$tmp" -maxdepth 1 -name 'covenant-*' -newer "$stamp" 2>/dev/null)
-  [ $dirs = 0 ] && echo "leftovers: no temporary directory left behind"
-  [ $dirs = 0 ] || found=1
+else
+  if [ -n "$run" ]; then
+    dirs=$(find "$tmp" -maxdepth 1 -name "covenant-*-$run-*" 2>/dev/null)
+  elif [ -n "$stamp" ] && [ -e "$stamp" ]; then
+    dirs=$(find "$tmp" -maxdepth 1 -name 'covenant-*' -newer "$stamp" 2>/dev/null)
+  else
+    dirs=""
+  fi
+  if [ -n "$dirs" ]; then
+    while IFS= read -r dir; do echo "left behind: directory $dir"; done <<<"$dirs"
+    found=1
+  else
+    echo "leftovers: no temporary directory left behind"
+  fi
 fi
 exit $found

@@ -40,7 +40,10 @@ export const keepTempDirs = (): boolean => Boolean(process.env.COVENANT_KEEP_TMP
  * reports those.
  */
 export function tempDir(prefix: string): { path: string; remove: () => void } {
-  const path = mkdtempSync(join(tmpdir(), `covenant-${prefix}-`));
+  // Under `make test` the run's id goes into the name, so check-leftovers.sh can tell this
+  // run's directories from those of a run beside it.
+  const run = process.env.COVENANT_TEST_RUN;
+  const path = mkdtempSync(join(tmpdir(), `covenant-${prefix}-${run ? `${run}-` : ""}`));
   liveTempDirs.add(path);
   if (!exitHookInstalled) {
     exitHookInstalled = true;
