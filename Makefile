@@ -51,6 +51,10 @@ tools: ## build the pinned test binaries (Kubernetes, etcd, NATS, Helm, kwok) in
 build: setup $(BUILD_TARGETS) ## build everything
 	@true
 
+# One id per `make test`, inherited by every process the tests start and put in the names of
+# their temporary directories, so the leftover check counts only what this run left.
+COVENANT_TEST_RUN ?= $(shell od -An -N4 -tx4 /dev/urandom | tr -d ' ')
+test: export COVENANT_TEST_RUN := $(COVENANT_TEST_RUN)
 test: build ## run every test and print one summary
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS) && touch $(RESULTS)/.started
 	@status=0; for t in $(TEST_TARGETS); do $(MAKE) --no-print-directory $$t || status=1; done; \
