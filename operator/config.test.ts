@@ -43,6 +43,22 @@ describe("operator config", () => {
     assert.equal(c.leaseDurationMs, 30_000);
   });
 
+  it("provisions the runs' buses only when asked, with the operator's NATS user", () => {
+    const d = parseConfig([], {});
+    assert.deepEqual(
+      [d.provisionBus, d.busReplicas, d.busDepartedGraceMs, d.natsCa],
+      [false, 1, 0, undefined],
+    );
+    const c = parseConfig(
+      ["--nats-creds=/s/op.nk", "--provision-bus", "--bus-replicas=3", "--bus-departed-grace=10m"],
+      { COVENANT_NATS_CA: "/s/ca.pem" },
+    );
+    assert.deepEqual(
+      [c.provisionBus, c.busReplicas, c.busDepartedGraceMs, c.natsCa],
+      [true, 3, 600_000, "/s/ca.pem"],
+    );
+  });
+
   it("parses durations", () => {
     assert.equal(parseDuration("500ms", "x"), 500);
     assert.equal(parseDuration("2m", "x"), 120_000);
@@ -59,6 +75,9 @@ describe("operator config", () => {
     [["--namespace=a,b"], /one namespace/],
     [["--namespace"], /needs a value/],
     [["positional"], /unexpected argument/],
+    [["--provision-bus"], /--provision-bus needs --nats-creds/],
+    [["--bus-replicas=6"], /--bus-replicas 6: must be a whole number from 1 to 5/],
+    [["--bus-replicas=0"], /--bus-replicas 0/],
   ];
   for (const [argv, re] of bad) {
     it(`refuses ${argv.join(" ")}`, () => {

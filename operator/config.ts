@@ -29,6 +29,14 @@ export interface OperatorConfig {
   chain: boolean;
   /** Keep each run's membership on the bus (needs natsCreds); one operator per run. */
   membership: boolean;
+  /** CA bundle to verify tls:// NATS servers with; undefined: the system's roots. */
+  natsCa: string | undefined;
+  /** Create and delete each run's stream and buckets (the run organiser's operator; needs natsCreds). */
+  provisionBus: boolean;
+  /** Copies of every stream and bucket this operator provisions (3 on the 3-server hub). */
+  busReplicas: number;
+  /** How long buckets of hotkeys gone from a run are kept; 0: the run's payload retention. */
+  busDepartedGraceMs: number;
   /** Client-side rate limit of Kubernetes API requests (watches excepted); 0 disables. */
   kubeApiQps: number;
   /** Requests that may go out at once above kubeApiQps. */
@@ -142,6 +150,34 @@ export const FLAGS: Record<string, FlagSpec> = {
     default: "",
     help: "file with the operator's NATS nkey seed; enables run progress (round, membership) from the bus",
   },
+  "nats-ca": {
+    key: "natsCa",
+    env: "COVENANT_NATS_CA",
+    kind: "string",
+    default: "",
+    help: "CA bundle (PEM) to verify tls:// NATS servers with",
+  },
+  "provision-bus": {
+    key: "provisionBus",
+    env: "COVENANT_PROVISION_BUS",
+    kind: "bool",
+    default: "false",
+    help: "create each run's stream and buckets and delete them with the run (the run organiser's operator; needs --nats-creds)",
+  },
+  "bus-replicas": {
+    key: "busReplicas",
+    env: "COVENANT_BUS_REPLICAS",
+    kind: "number",
+    default: "1",
+    help: "copies of every stream and bucket --provision-bus creates, 1..5 (3 on a 3-server hub)",
+  },
+  "bus-departed-grace": {
+    key: "busDepartedGraceMs",
+    env: "COVENANT_BUS_DEPARTED_GRACE",
+    kind: "duration",
+    default: "0",
+    help: "keep buckets of hotkeys gone from the subnet this long (0: the run's payload retention)",
+  },
   chain: {
     key: "chain",
     env: "COVENANT_CHAIN",
@@ -252,6 +288,11 @@ export function parseConfig(
   c.namespace = c.namespace || undefined;
   c.identity = c.identity || undefined;
   c.natsCreds = c.natsCreds || undefined;
+  c.natsCa = c.natsCa || undefined;
+  if (c.provisionBus && !c.natsCreds)
+    throw new ConfigError("--provision-bus needs --nats-creds (the operator's user of the runs' accounts)");
+  if (!(Number.isInteger(c.busReplicas) && c.busReplicas >= 1 && c.busReplicas <= 5))
+    throw new ConfigError(`--bus-replicas ${c.busReplicas}: must be a whole number from 1 to 5`);
   if (c.namespace?.includes(",")) {
     throw new ConfigError(
       `--namespace "${c.namespace}": one namespace or all (empty); lists are not supported yet`,

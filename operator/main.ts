@@ -11,6 +11,8 @@ import { Manager, createLogger, type Logger } from "./kube/index.ts";
 import { addChainController } from "./chain/controller.ts";
 import { createRunMetrics } from "./metrics/runs.ts";
 import { addProgressController } from "./progress/controller.ts";
+import { SubnetDirectory } from "./controllers/subnet.ts";
+import { addTransportController } from "./controllers/transport-controller.ts";
 
 /** The NATS user nkey seed (SU...) in a plain seed file or a .creds file; never logged. */
 export function natsSeed(file: string): string {
@@ -63,7 +65,26 @@ export function buildOperator(c: OperatorConfig, log: Logger): Manager {
       log,
     );
   else log.info("run progress from the bus is off: no --nats-creds");
-  if (c.chain) addChainController(mgr, informers, log);
+  // The chain bridges' view of each subnet feeds the transport controller's bucket plan.
+  const subnets = c.provisionBus && c.chain ? new SubnetDirectory() : undefined;
+  if (seed && c.provisionBus)
+    addTransportController(
+      mgr,
+      informers,
+      {
+        natsSeed: seed,
+        natsCaFile: c.natsCa,
+        replicas: c.busReplicas,
+        departedGraceMs: c.busDepartedGraceMs > 0 ? c.busDepartedGraceMs : undefined,
+        subnets,
+      },
+      log,
+    );
+  else log.info("provisioning the runs' bus objects is off: no --provision-bus");
+  if (c.chain)
+    addChainController(mgr, informers, log, {
+      onMetagraph: subnets && ((run, m) => subnets.set(run, m)),
+    });
   else log.info("following the chain is off: --chain=false");
   return mgr;
 }
@@ -93,6 +114,8 @@ async function main(): Promise<number> {
     httpAddress,
     kubeApiQps,
     kubeApiBurst,
+    provisionBus: config.provisionBus,
+    busReplicas: config.busReplicas,
   });
   const mgr = buildOperator(config, log);
   const reason = await mgr.run({ handleSignals: true });

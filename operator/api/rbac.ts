@@ -24,6 +24,12 @@ const kinds = [TRAINING_RUN.plural, COVENANT_PEER.plural];
 export const OPERATOR_NEEDS: readonly Need[] = [
   { why: "informers on both kinds", apiGroups: [GROUP], resources: kinds, verbs: ["get", "list", "watch"] },
   {
+    why: "transport controller: the finalizer covenant.io/bus-objects on TrainingRuns it provisions a bus for",
+    apiGroups: [GROUP],
+    resources: [TRAINING_RUN.plural],
+    verbs: ["patch"],
+  },
+  {
     why: "one status write per reconcile (server-side apply)",
     apiGroups: [GROUP],
     resources: kinds.map((k) => `${k}/status`),

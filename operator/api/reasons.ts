@@ -16,7 +16,7 @@ export const RunCondition = {
   Suspended: "Suspended",
   /** Owned by the chain bridge. */
   ChainSynced: "ChainSynced",
-  /** Owned by the transport bridge. */
+  /** Owned by the transport controller (the run's bus objects, where this operator provisions them). */
   TransportReady: "TransportReady",
 } as const;
 
@@ -65,6 +65,19 @@ export const Reason = {
   RolloutWaiting: "RolloutWaiting",
   DuplicatePod: "DuplicatePod",
   NoPod: "NoPod",
+  // TrainingRun TransportReady (and its Events)
+  /** The run's stream and buckets exist as planned. */
+  Provisioned: "Provisioned",
+  /** The bus cannot be reached (refused, timed out, connection down); retried with backoff. */
+  BusUnreachable: "BusUnreachable",
+  /** The bus answered but refused to create, update or delete (limits, permissions, placement). */
+  ProvisionFailed: "ProvisionFailed",
+  /** The run is being deleted and its bus objects could not be removed yet. */
+  CleanupFailed: "CleanupFailed",
+  /** Events: stream or buckets created or updated; buckets of departed hotkeys removed; all removed. */
+  BusObjectsCreated: "BusObjectsCreated",
+  BusBucketsRemoved: "BusBucketsRemoved",
+  BusObjectsDeleted: "BusObjectsDeleted",
 } as const;
 export type ReasonName = (typeof Reason)[keyof typeof Reason];
 
@@ -90,4 +103,11 @@ export const MANAGED_BY = "covenant-operator";
 export const FieldManager = {
   TrainingRun: "covenant-trainingrun-controller",
   CovenantPeer: "covenant-peer-controller",
+  Transport: "covenant-transport-controller",
 } as const;
+
+/**
+ * Finalizer on TrainingRuns whose bus objects (stream and buckets) this operator provisioned:
+ * the run is not gone until they are deleted from the bus.
+ */
+export const BUS_OBJECTS_FINALIZER = "covenant.io/bus-objects";

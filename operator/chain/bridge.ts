@@ -42,6 +42,8 @@ export interface BridgeOptions {
   tickMs?: number;
   now?: () => number;
   onError?: (e: unknown) => void;
+  /** Every metagraph read, before the sink sees it (the transport controller's view of the subnet). */
+  onMetagraph?: (snapshot: MetagraphSnapshot) => void;
 }
 
 export class ChainBridge {
@@ -148,6 +150,11 @@ export class ChainBridge {
       return;
     } finally {
       clearTimeout(timer);
+    }
+    try {
+      this.o.onMetagraph?.(snapshot);
+    } catch (e) {
+      this.o.onError?.(e);
     }
     try {
       const peers = await this.o.sink.peers();

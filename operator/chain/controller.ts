@@ -8,6 +8,7 @@
 import type { CovenantPeer, TrainingRun } from "../api/index.ts";
 import type { Controller, Informer, Logger, Manager } from "../kube/index.ts";
 import { ChainBridge } from "./bridge.ts";
+import type { MetagraphSnapshot } from "./metagraph.ts";
 import { redactEndpoint } from "./endpoint.ts";
 import { KubeChainSink } from "./kube.ts";
 import { createChainMetrics } from "./metrics.ts";
@@ -17,6 +18,11 @@ export interface ChainControllerOptions {
   /** Passed to each bridge (tests shorten them). */
   staleAfterMs?: number;
   tickMs?: number;
+  /**
+   * Each metagraph a run's bridge reads (`run` is `<namespace>/<name>`), and undefined when
+   * the bridge stops: what the run's subnet holds, for others than the bridge's sink.
+   */
+  onMetagraph?: (run: string, snapshot: MetagraphSnapshot | undefined) => void;
 }
 
 interface Running {
@@ -48,6 +54,7 @@ export function addChainController(
     const r = running.get(key);
     running.delete(key);
     await r?.bridge.stop();
+    if (r) opts.onMetagraph?.(key, undefined);
   };
   mgr.onStop(async () => {
     await Promise.all([...running.keys()].map(stop));
@@ -81,6 +88,7 @@ export function addChainController(
           listPeers: () => inf.peers.store.list(ns),
         }),
         onError: (e) => log.warn("chain bridge", { run: id, error: String(e) }),
+        onMetagraph: opts.onMetagraph && ((m) => opts.onMetagraph?.(id, m)),
       });
       running.set(id, { key: want, bridge });
       bridge.start();
