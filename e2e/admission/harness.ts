@@ -1,0 +1,108 @@
+// A run's admission path on one machine: the local chain with hotkeys registered on the run's
+// subnet, a nats-server configured for auth callout, and the admission service as its own
+// process (admission/main.ts). Used by the admission benchmark; the tests set up the same
+// pieces step by step to reach into each one.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createAccount, createUser } from "@nats-io/nkeys";
+import { Keyring } from "@polkadot/keyring";
+import type { KeyringPair } from "@polkadot/keyring/types";
+import { cryptoWaitReady } from "@polkadot/util-crypto";
+import { calloutServerConfig } from "../../admission/server-config.ts";
+import { startLocalChain, type LocalChain } from "../chain/local.ts";
+import { get } from "../stack/http.ts";
+import { startNats, type NatsServer } from "../stack/nats.ts";
+import { nodeTs, repoRoot, tempDir } from "../stack/paths.ts";
+import { freePort } from "../stack/ports.ts";
+import { ManagedProcess } from "../stack/process.ts";
+import { waitFor } from "../stack/wait.ts";
+
+export interface AdmissionHubOptions {
+  run: string;
+  netuid: number;
+  /** Hotkeys registered on the subnet (uids in order). */
+  registered: number;
+  /** Lifetime of an issued user JWT (s). */
+  ttlSeconds?: number;
+}
+
+export interface AdmissionHub {
+  nats: NatsServer;
+  chain: LocalChain;
+  /** The registered hotkeys, uid order. */
+  hotkeys: KeyringPair[];
+  /** A static user that the callout passes by (auth_users), as the organiser's operator is. */
+  operatorSeed: Uint8Array;
+  /** http://host:port of the service's /metrics and /readyz. */
+  serviceUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startAdmissionHub(o: AdmissionHubOptions): Promise<AdmissionHub> {
+  await cryptoWaitReady();
+  const keyring = new Keyring({ type: "sr25519", ss58Format: 42 });
+  const hotkeys = Array.from({ length: o.registered }, (_, i) => keyring.addFromUri(`//hub/${o.run}/${i}`));
+  const tmp = tempDir("admission-hub");
+  const stops: (() => Promise<unknown>)[] = [async () => tmp.remove()];
+  const stop = async () => {
+    for (const s of stops.splice(0).reverse()) await s().catch(() => {});
+  };
+  try {
+    const chain = await startLocalChain({
+      netuid: o.netuid,
+      neurons: 0,
+      registered: hotkeys.map((k) => ({ hotkey: k.address })),
+      blockTimeMs: 250,
+    });
+    stops.push(() => chain.stop());
+
+    const issuer = createAccount();
+    const callout = createUser();
+    const operator = createUser();
+    const issuerFile = join(tmp.path, "issuer.nk");
+    const calloutFile = join(tmp.path, "callout.nk");
+    writeFileSync(issuerFile, issuer.getSeed(), { mode: 0o600 });
+    writeFileSync(calloutFile, callout.getSeed(), { mode: 0o600 });
+    const nats = await startNats({
+      extraConfig: calloutServerConfig({
+        run: o.run,
+        issuer: issuer.getPublicKey(),
+        calloutNkey: callout.getPublicKey(),
+        operatorNkey: operator.getPublicKey(),
+        maxFileBytes: 1024 ** 3,
+        maxMemoryBytes: 64 * 1024 ** 2,
+      }),
+    });
+    stops.push(() => nats.stop());
+
+    const port = await freePort();
+    const serviceUrl = `http://127.0.0.1:${port}`;
+    const [node, ...pre] = nodeTs(join(repoRoot, "admission/main.ts"));
+    const service = ManagedProcess.start({
+      name: "covenant-admission",
+      command: node!,
+      args: [
+        ...pre,
+        `--nats-url=${nats.url}`,
+        `--nats-creds=${calloutFile}`,
+        `--chain-endpoint=${chain.url}`,
+        `--netuid=${o.netuid}`,
+        `--run=${o.run}`,
+        `--issuer-seed-file=${issuerFile}`,
+        `--ttl=${o.ttlSeconds ?? 300}s`,
+        `--http-address=127.0.0.1:${port}`,
+      ],
+      logFile: join(tmp.path, "admission.log"),
+    });
+    stops.push(() => service.stop());
+    await service.untilReady(
+      waitFor("admission /readyz", async () => (await get(`${serviceUrl}/readyz`)).status === 200, {
+        timeoutMs: 30_000,
+      }),
+    );
+    return { nats, chain, hotkeys, operatorSeed: operator.getSeed(), serviceUrl, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
