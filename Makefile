@@ -9,8 +9,9 @@ BIN := $(ROOT)/bin
 export PATH := $(BIN):$(ROOT)/node_modules/.bin:$(PATH)
 export COVENANT_BIN := $(BIN)
 
-# Debian packages: Prometheus for metrics tests, clang tools for C++ lint and fuzzing.
-APT_PACKAGES := prometheus clang-format ninja-build
+# Debian packages: Prometheus for metrics tests, clang tools for C++ lint and fuzzing,
+# containerd, runc, CNI plugins and iptables for the real nodes of the test stack.
+APT_PACKAGES := prometheus clang-format ninja-build containerd runc containernetworking-plugins iptables
 NODE := node --import tsx
 RESULTS := build/test-results
 
@@ -25,6 +26,7 @@ GENERATE_TARGETS :=
 -include worker/worker.mk
 -include e2e/e2e.mk
 -include charts/charts.mk
+-include images/images.mk
 
 .PHONY: help setup tools build test test-node lint lint-ts format demo bench generate clean
 
@@ -64,7 +66,7 @@ test: build ## run every test and print one summary
 # Unit tests sit beside the code; integration and end-to-end tests in e2e/. Each file runs in
 # its own process group under a time limit (300 s unless it declares `// test-limit: N s`), so
 # a file that hangs is stopped, named and failed instead of hanging the suite.
-TEST_FILES = $(shell find operator worker admission e2e kernels/binding scripts -name '*.test.ts' -not -path '*/node_modules/*' 2>/dev/null | sort)
+TEST_FILES = $(shell find operator worker admission e2e kernels/binding scripts images -name '*.test.ts' -not -path '*/node_modules/*' 2>/dev/null | sort)
 test-node:
 	@mkdir -p $(RESULTS)
 	$(NODE) scripts/run-tests.ts --concurrency 2 --limit 300 --results $(RESULTS) $(TEST_FILES)

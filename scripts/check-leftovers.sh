@@ -60,4 +60,43 @@ else
     echo "leftovers: no temporary directory left behind"
   fi
 fi
+
+# Real nodes (e2e/stack/node.ts): each has a cgroup (under every hierarchy) and a bridge whose
+# alias are both named after its directory, so they carry the run's id too. The node's mounts
+# live in its private mount namespace, and so do its containers' network namespaces: they can
+# outlive it only through a process, and every process of a node (kubelet, containerd, shims,
+# containers, none of which a reaper or this run's environment may name) is in its cgroup.
+node_glob="covenant-node-${run:+$run-}*"
+node_found=0
+for cg in /sys/fs/cgroup/*/$node_glob; do
+  [ -d "$cg" ] || continue
+  pids=$(find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u | tr '\n' ' ')
+  echo "left behind: node cgroup $cg${pids:+ with processes $pids}"
+  node_found=1
+done
+for alias in /sys/class/net/*/ifalias; do
+  # shellcheck disable=SC2053
+  [[ $(cat "$alias" 2>/dev/null) == $node_glob ]] || continue
+  dev=${alias%/ifalias}
+  echo "left behind: node bridge ${dev##*/} ($(cat "$alias"))"
+  node_found=1
+done
+while read -r mountpoint; do
+  echo "left behind: mount $mountpoint"
+  node_found=1
+done < <(awk -v prefix="$tmp/covenant-node-${run:+$run-}" 'index($5, prefix) == 1 { print $5 }' /proc/self/mountinfo)
+# Nodes make no iptables rules (the kubelet's makeIPTablesUtilChains is off): a KUBE-* chain
+# means a kubelet ran without the stack's settings. Not scoped to a run: no chain names one.
+for save in iptables-save ip6tables-save; do
+  command -v "$save" >/dev/null || continue
+  for chain in $("$save" 2>/dev/null | sed -n 's/^:\(KUBE-[^ ]*\).*/\1/p'); do
+    echo "left behind: $save chain $chain"
+    node_found=1
+  done
+done
+if [ $node_found = 0 ]; then
+  echo "leftovers: no node cgroup, bridge, mount or iptables chain left behind"
+else
+  found=1
+fi
 exit $found

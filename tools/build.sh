@@ -27,7 +27,7 @@ done
 # tool -> "module dir|ldflags|binary=package ..."
 recipe() {
   case $1 in
-  kubernetes) echo "kubernetes|$k8s_ldflags|kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler kubectl=k8s.io/kubernetes/cmd/kubectl" ;;
+  kubernetes) echo "kubernetes|$k8s_ldflags|kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler kubectl=k8s.io/kubernetes/cmd/kubectl kubelet=k8s.io/kubernetes/cmd/kubelet" ;;
   etcd) echo "etcd|-s -w|etcd=go.etcd.io/etcd/server/v3" ;;
   nats) echo "nats|-s -w|nats-server=github.com/nats-io/nats-server/v2" ;;
   helm) echo "helm|-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION $helm_k8s|helm=helm.sh/helm/v3/cmd/helm" ;;

@@ -37,10 +37,24 @@ export interface KubeStack extends UserCredentials {
   dir: string;
   /** CA certificate (PEM) of the API server. */
   caPem: string;
+  /** The same CA certificate as a file, for servers that trust the stack's clients (kubelets). */
+  caFile: string;
   processes: ManagedProcess[];
   /** A client-certificate identity with no rights until RBAC grants them. */
   mintUser(name: string, groups?: string[]): Promise<UserCredentials>;
+  /**
+   * A kubelet's identities (e2e/stack/node.ts): the client certificate of `system:node:NAME` in
+   * `system:nodes`, which the Node authorizer and NodeRestriction admission confine to that node
+   * and its pods, and a serving certificate for its IP, which the API server verifies when it
+   * calls the kubelet (logs, exec).
+   */
+  mintNode(name: string, ip: string): Promise<NodeCredentials>;
   stop(): Promise<void>;
+}
+
+export interface NodeCredentials extends UserCredentials {
+  servingCertFile: string;
+  servingKeyFile: string;
 }
 
 export async function startKube(opts: KubeStackOptions = {}): Promise<KubeStack> {
@@ -65,6 +79,9 @@ export async function startKube(opts: KubeStackOptions = {}): Promise<KubeStack>
       ],
     );
     const sa = serviceAccountKeys(dir);
+    // What the API server presents to kubelets: they trust the stack's CA, and the kubelet's
+    // authorizer asks the API server about this user, whom system:masters lets do anything.
+    const kubeletClient = ca.client("kube-apiserver-kubelet-client", ["system:masters"]);
     const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
     const etcdUrl = `http://127.0.0.1:${etcdPort}`;
     const server = `https://127.0.0.1:${apiPort}`;
@@ -109,7 +126,16 @@ export async function startKube(opts: KubeStackOptions = {}): Promise<KubeStack>
         `--service-account-key-file=${sa.publicKeyFile}`,
         `--service-account-signing-key-file=${sa.privateKeyFile}`,
         "--service-cluster-ip-range=10.0.0.0/24",
-        "--authorization-mode=RBAC",
+        // Node authorizes kubelets (system:node:NAME) for their own node and pods, as in a real
+        // cluster; nobody else is affected, and RBAC decides the rest.
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
+        // Kubelets of the stack's real nodes (node.ts): reached at their InternalIP (the host name
+        // resolves to loopback here), over TLS verified against the stack's CA.
+        "--kubelet-preferred-address-types=InternalIP,Hostname",
+        `--kubelet-certificate-authority=${ca.certFile}`,
+        `--kubelet-client-certificate=${kubeletClient.certFile}`,
+        `--kubelet-client-key=${kubeletClient.keyFile}`,
         "--allow-privileged=true",
         "--profiling=false",
         // Without the controller manager nobody creates service accounts, so pods could not be admitted.
@@ -190,10 +216,21 @@ export async function startKube(opts: KubeStackOptions = {}): Promise<KubeStack>
       etcdUrl,
       dir,
       caPem: ca.certPem,
+      caFile: ca.certFile,
       processes,
       async mintUser(name, groups = []) {
         const identity = ca.client(name, groups);
         return credentials(writeKubeconfig(dir, name, server, ca.certPem, identity));
+      },
+      async mintNode(name, ip) {
+        const user = `system:node:${name}`;
+        const identity = ca.client(user, ["system:nodes"]);
+        const serving = ca.serving(`kubelet-${name}`, [ip], [name]);
+        return {
+          ...credentials(writeKubeconfig(dir, user, server, ca.certPem, identity)),
+          servingCertFile: serving.certFile,
+          servingKeyFile: serving.keyFile,
+        };
       },
       async stop() {
         await stopAll();
