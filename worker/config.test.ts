@@ -8,7 +8,14 @@ import {
 } from "../operator/api/runconfig.ts";
 import { makeRun } from "../operator/controllers/testing.ts";
 import { roundConfigDigest } from "../operator/protocol/configepoch.ts";
-import { localDataDir, parseArgs, parseRunConfig, RunConfigEpochs, runConfigProblems } from "./config.ts";
+import {
+  busLogin,
+  localDataDir,
+  parseArgs,
+  parseRunConfig,
+  RunConfigEpochs,
+  runConfigProblems,
+} from "./config.ts";
 
 test("flags override the environment, which overrides the defaults", () => {
   const r = parseArgs(["--role", "miner", "--metrics-port=9500", "--config", "/c/run.json"], {
@@ -100,4 +107,44 @@ test("config epochs: the epoch in force for a round, new epochs from a re-read, 
   assert.equal(parseRunConfig("{").ok, false);
   const ok = parseRunConfig(JSON.stringify(next));
   assert.ok(ok.ok && ok.config.epochs?.length === 2);
+});
+
+test("bus login: hotkey without a credentials file, nkey with one, or as --bus-auth says", () => {
+  const transport = { natsUrl: "tls://hub:4222" };
+  const parse = (argv: string[], env: Record<string, string> = {}) => {
+    const r = parseArgs(["--role", "miner", ...argv], env);
+    assert.ok(r.ok === true, JSON.stringify(r));
+    return r.options;
+  };
+  // A provider with only its hotkey Secret and the bus address.
+  assert.deepEqual(busLogin(parse([]), { transport }), { ok: true, login: { kind: "hotkey" } });
+  // Credentials by flag, environment, or the run configuration (a credentials Secret) mean nkey.
+  assert.deepEqual(busLogin(parse(["--nats-creds", "/s/n.creds"]), { transport }), {
+    ok: true,
+    login: { kind: "nkey", credsFile: "/s/n.creds" },
+  });
+  assert.deepEqual(busLogin(parse([], { COVENANT_NATS_CREDS: "/e/seed" }), { transport }), {
+    ok: true,
+    login: { kind: "nkey", credsFile: "/e/seed" },
+  });
+  const mounted = { transport: { ...transport, credentialsFile: "/etc/covenant/nats/creds" } };
+  assert.deepEqual(busLogin(parse([]), mounted), {
+    ok: true,
+    login: { kind: "nkey", credsFile: "/etc/covenant/nats/creds" },
+  });
+  // An explicit choice wins over a file that happens to be there.
+  assert.deepEqual(busLogin(parse(["--bus-auth", "hotkey"]), mounted), {
+    ok: true,
+    login: { kind: "hotkey" },
+  });
+  assert.deepEqual(busLogin(parse([], { COVENANT_BUS_AUTH: "nkey" }), { transport }), {
+    ok: false,
+    error: "--bus-auth nkey needs a NATS credentials file (--nats-creds or COVENANT_NATS_CREDS)",
+  });
+  assert.equal(parse(["--bus-ca=/ca/hub.pem"]).busCa, "/ca/hub.pem");
+  assert.equal(parse([], { COVENANT_BUS_CA: "/ca/env.pem" }).busCa, "/ca/env.pem");
+  assert.deepEqual(parseArgs(["--role", "miner", "--bus-auth", "password"], {}), {
+    ok: false,
+    error: '--bus-auth must be hotkey or nkey, got "password"',
+  });
 });

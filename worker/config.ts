@@ -6,6 +6,13 @@ import { configEpochs, configOf, epochFor, epochProblems } from "../operator/pro
 
 export type Role = "miner" | "validator";
 
+/**
+ * hotkey: sign the server's nonce with the peer's hotkey; the run's admission service
+ * (NATS auth callout) admits it by its registration on chain (docs/admission.md).
+ * nkey: a NATS user nkey handed out beforehand (--nats-creds), as on a bus with static accounts.
+ */
+export type BusAuth = "hotkey" | "nkey";
+
 export interface WorkerOptions {
   configFile: string;
   hotkeyFile: string;
@@ -14,6 +21,10 @@ export interface WorkerOptions {
   natsUrl?: string;
   /** NATS credentials: a user nkey seed file or a .creds file. */
   natsCredsFile?: string;
+  /** How the worker logs in to the bus (default: nkey when a credentials file is given, else hotkey). */
+  busAuth?: BusAuth;
+  /** CA (PEM file) that signs the bus servers' TLS certificates. */
+  busCa?: string;
   /** Hotkey of the validator whose selections this worker follows (default: the state bucket's). */
   validator?: string;
   metricsPort: number;
@@ -40,6 +51,13 @@ export const USAGE = `covenant-worker: one peer of a Covenant training run
                         default ${HOTKEY_DIR}/${HOTKEY_FILE})
   --role ROLE           miner or validator (env COVENANT_ROLE)
   --nats-url URL        NATS server(s) (env COVENANT_NATS_URL, default: from the run configuration)
+  --bus-auth hotkey|nkey
+                        how to log in to the bus (env COVENANT_BUS_AUTH): hotkey signs the
+                        server's nonce with the peer's hotkey (admission by chain identity);
+                        nkey uses --nats-creds. Default: nkey when a credentials file is given
+                        (flag, env or run configuration), else hotkey
+  --bus-ca FILE         CA of the bus servers' TLS certificates (env COVENANT_BUS_CA,
+                        default: the system's CAs when the servers ask for TLS)
   --nats-creds FILE     NATS user nkey seed or .creds file (env COVENANT_NATS_CREDS)
   --validator HOTKEY    validator whose selections to follow (env COVENANT_VALIDATOR)
   --metrics-port PORT   Prometheus metrics on :PORT/metrics (env COVENANT_METRICS_PORT or
@@ -63,6 +81,8 @@ const FLAGS: Record<string, { env?: string; key: keyof WorkerOptions }> = {
   "--role": { env: "COVENANT_ROLE", key: "role" },
   "--nats-url": { env: "COVENANT_NATS_URL", key: "natsUrl" },
   "--nats-creds": { env: "COVENANT_NATS_CREDS", key: "natsCredsFile" },
+  "--bus-auth": { env: "COVENANT_BUS_AUTH", key: "busAuth" },
+  "--bus-ca": { env: "COVENANT_BUS_CA", key: "busCa" },
   "--validator": { env: "COVENANT_VALIDATOR", key: "validator" },
   "--metrics-port": { env: "COVENANT_METRICS_PORT", key: "metricsPort" },
   "--metrics-host": { key: "metricsHost" },
@@ -124,6 +144,9 @@ export function parseArgs(
         error: `--data-cache-bytes ${JSON.stringify(raw.dataCacheBytes)} is not a byte count`,
       };
   }
+  const busAuth = raw.busAuth;
+  if (busAuth !== undefined && busAuth !== "hotkey" && busAuth !== "nkey")
+    return { ok: false, error: `--bus-auth must be hotkey or nkey, got ${JSON.stringify(busAuth)}` };
   const chain = raw.chain ?? "on";
   if (chain !== "on" && chain !== "off")
     return { ok: false, error: `--chain must be on or off, got ${JSON.stringify(chain)}` };
@@ -137,12 +160,38 @@ export function parseArgs(
   };
   if (raw.natsUrl) options.natsUrl = raw.natsUrl;
   if (raw.natsCredsFile) options.natsCredsFile = raw.natsCredsFile;
+  if (busAuth) options.busAuth = busAuth;
+  if (raw.busCa) options.busCa = raw.busCa;
   if (raw.validator) options.validator = raw.validator;
   if (raw.dataDir) options.dataDir = raw.dataDir;
   if (raw.dataCa) options.dataCa = raw.dataCa;
   if (dataCacheBytes !== undefined) options.dataCacheBytes = dataCacheBytes;
   if (untilRound !== undefined) options.untilRound = untilRound;
   return { ok: true, options };
+}
+
+/** How this worker logs in to the bus, decided from its options and the run configuration. */
+export type BusLogin = { kind: "hotkey" } | { kind: "nkey"; credsFile: string };
+
+/**
+ * Pure. An explicit --bus-auth wins; without it a credentials file (flag, environment, or
+ * the run configuration's transport.credentialsFile, which the operator sets when the run
+ * names a credentials Secret) means nkey, as before admission by chain identity existed,
+ * and no file means hotkey: a provider then needs only its hotkey Secret and the bus address.
+ */
+export function busLogin(
+  opts: Pick<WorkerOptions, "busAuth" | "natsCredsFile">,
+  cfg: Pick<ResolvedRunConfig, "transport">,
+): { ok: true; login: BusLogin } | { ok: false; error: string } {
+  const credsFile = opts.natsCredsFile ?? cfg.transport.credentialsFile;
+  const kind = opts.busAuth ?? (credsFile ? "nkey" : "hotkey");
+  if (kind === "hotkey") return { ok: true, login: { kind } };
+  if (!credsFile)
+    return {
+      ok: false,
+      error: "--bus-auth nkey needs a NATS credentials file (--nats-creds or COVENANT_NATS_CREDS)",
+    };
+  return { ok: true, login: { kind, credsFile } };
 }
 
 /** Checks the fields of a parsed run configuration the worker relies on; problems name the field. */

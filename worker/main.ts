@@ -1,23 +1,37 @@
 #!/usr/bin/env -S node --import tsx
 // covenant-worker: one peer of a Covenant run (miner or validator).
-// Connects to the run's bus, catches up to the latest round, then runs rounds until
-// the run's last round or SIGTERM (the current round finishes its I/O, then it stops).
+// Logs in to the run's bus (by its hotkey through the run's admission service, or with a
+// NATS nkey), catches up to the latest round, then runs rounds until the run's last round
+// or SIGTERM (the current round finishes its I/O, then it stops). A refused login is
+// retried with backoff, and a bus that lets the worker go starts it again from catch-up.
 // At every round boundary it re-reads the run configuration (the kubelet refreshes the
 // mounted ConfigMap) and adopts the config epoch in force for the round, without a restart.
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { Keyring } from "@polkadot/keyring";
+import type { KeyringPair } from "@polkadot/keyring/types";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
-import type { ConfigEpoch } from "../operator/api/runconfig.ts";
+import type { ConfigEpoch, ResolvedRunConfig } from "../operator/api/runconfig.ts";
 import { BusClient } from "../operator/bus/client.ts";
 import { changedFields } from "../operator/protocol/configepoch.ts";
 import { stateKeys } from "../operator/protocol/names.ts";
-import { parseArgs, parseRunConfig, RunConfigEpochs, USAGE } from "./config.ts";
+import {
+  busClientOptions,
+  busDidNotAnswer,
+  busProblem,
+  connectWithRetry,
+  pause,
+  retryDelayMs,
+} from "./bus-login.ts";
+import type { LoginTarget } from "./bus-login.ts";
+import { busLogin, parseArgs, parseRunConfig, RunConfigEpochs, USAGE } from "./config.ts";
 import type { WorkerOptions } from "./config.ts";
 import { ChainDuties } from "./chain/duties.ts";
 import { membershipReader, openWorkerData } from "./data/worker-data.ts";
 import { consoleLog } from "./log.ts";
+import type { Log } from "./log.ts";
 import { serveMetrics, workerMetrics } from "./metrics.ts";
+import type { WorkerMetrics } from "./metrics.ts";
 import { Miner, type RoundReport } from "./miner.ts";
 import { openKernels } from "./native.ts";
 import { OutOfSync, Replica } from "./replica.ts";
@@ -40,19 +54,43 @@ function readText(file: string, what: string): string {
 }
 
 /** The NATS nkey seed in a plain seed file or in a .creds file. */
-function natsSeed(file: string | undefined): string | undefined {
-  if (!file) return undefined;
+function natsSeed(file: string): string {
   const text = readText(file, "NATS credentials file");
   const seed = /\bSU[A-Z2-7]{56}\b/.exec(text)?.[0];
   if (!seed) fail(`${file} holds no NATS user nkey seed (SU...)`);
   return seed;
 }
 
+/** What /readyz says: a data problem first (what a person has to fix), else the worker's state. */
+interface Health {
+  notReady: string | undefined;
+  data: () => string | undefined;
+}
+
+/** What stays the same from one bus session to the next. */
+interface Peer {
+  opts: WorkerOptions;
+  cfg: ResolvedRunConfig;
+  epochs: RunConfigEpochs;
+  pair: KeyringPair;
+  log: Log;
+  metrics: WorkerMetrics;
+  health: Health;
+  target: LoginTarget;
+  /** The nkey seed of an nkey login, read once at start. */
+  nkeySeed?: string;
+}
+
+/** How one session with the bus ended: the run is over (or we stop), or the bus let us go. */
+type SessionEnd = { kind: "done" } | { kind: "lost"; why: string; joined: boolean };
+
 export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promise<void> {
   const parsed = parseRunConfig(readText(opts.configFile, "run configuration"));
   if (!parsed.ok) fail(`${opts.configFile}: ${parsed.error}`);
   const cfg = parsed.config;
-  const epochs = new RunConfigEpochs(cfg);
+  const login = busLogin(opts, cfg);
+  if (!login.ok) fail(login.error);
+  const nkeySeed = login.login.kind === "nkey" ? natsSeed(login.login.credsFile) : undefined;
   await cryptoWaitReady();
   const pair = new Keyring({ type: "sr25519", ss58Format: 42 }).addFromUri(
     readText(opts.hotkeyFile, "hotkey file"),
@@ -60,17 +98,102 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
   const log = consoleLog(`[${opts.role} ${pair.address.slice(0, 8)}]`);
   // `run` is <namespace>/<name>, as on the operator's metrics, so dashboards join them.
   const metrics = workerMetrics({ run: `${cfg.run.namespace}/${cfg.run.name}`, role: opts.role });
-  let notReady: string | undefined = "connecting to the bus";
-  // A wanted shard that cannot be fetched or fails its check makes the worker not ready,
-  // and is the reason given first: it is what a person has to fix.
-  let dataProblem = (): string | undefined => undefined;
+  const health: Health = { notReady: "connecting to the bus", data: () => undefined };
   const server = await serveMetrics(
     metrics.registry,
     opts.metricsPort,
     opts.metricsHost,
-    () => dataProblem() ?? notReady,
+    () => health.data() ?? health.notReady,
   );
   log.info(`metrics on http://${opts.metricsHost}:${(server.address() as AddressInfo).port}/metrics`);
+  const target: LoginTarget = {
+    servers: opts.natsUrl ?? cfg.transport.natsUrl,
+    run: cfg.run.name,
+    netuid: cfg.chain.netuid,
+    role: opts.role,
+    pair,
+    login: login.login,
+    caFile: opts.busCa,
+  };
+  log.info(
+    `logging in to the bus at ${target.servers} with ` +
+      (login.login.kind === "hotkey" ? "the hotkey" : `the NATS user in ${login.login.credsFile}`) +
+      (opts.busCa ? `, TLS verified with ${opts.busCa}` : ""),
+  );
+  const peer: Peer = {
+    opts,
+    cfg,
+    epochs: new RunConfigEpochs(cfg),
+    pair,
+    log,
+    metrics,
+    health,
+    target,
+    nkeySeed,
+  };
+  try {
+    // A bus that lets the worker go for good (a login refused after its admission expired)
+    // starts a new session: the worker catches up and goes on, like a restarted pod.
+    for (let attempt = 0; !signal.aborted; ) {
+      const end = await busSession(peer, signal);
+      if (end.kind === "done") break;
+      attempt = end.joined ? 0 : attempt + 1;
+      const ms = retryDelayMs(attempt);
+      health.notReady = `${end.why}; starting again`;
+      log.warn(`lost the bus: ${end.why}; starting again in ${(ms / 1000).toFixed(1)} s`);
+      if (!(await pause(ms, signal))) break;
+    }
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
+}
+
+/** Connects (retrying refused logins), runs the worker until the run ends, we stop, or the bus is lost. */
+async function busSession(p: Peer, outer: AbortSignal): Promise<SessionEnd> {
+  const { log, health, metrics, target } = p;
+  health.notReady = "connecting to the bus";
+  const bus = await connectWithRetry({
+    connect: () =>
+      BusClient.connect({
+        ...busClientOptions(target, p.nkeySeed),
+        onStatus: (s) => {
+          if (s === "reconnect") metrics.busReconnects.inc();
+          if (s === "disconnect" || s === "reconnect") log.warn(`bus ${s}`);
+        },
+      }),
+    problem: (err) => busProblem(err, target),
+    onProblem: (why) => (health.notReady = why),
+    log,
+    signal: outer,
+  });
+  if (!bus) return { kind: "done" };
+  log.info(`connected to the bus at ${bus.nc.getServer()}`);
+  // A connection nats.js gives up on ends this session; the round loop sees it as a stop.
+  const lost = new AbortController();
+  void bus.nc.closed().then(() => lost.abort());
+  const joined = { value: false };
+  let lostBus = false;
+  try {
+    await train(p, bus, AbortSignal.any([outer, lost.signal]), joined);
+  } catch (err) {
+    // Operations on a closed connection fail; that is the loss of the bus, not a crash.
+    if (!bus.nc.isClosed()) throw err;
+  } finally {
+    lostBus = bus.nc.isClosed();
+    await bus.close();
+  }
+  if (!lostBus || outer.aborted) return { kind: "done" };
+  return { kind: "lost", why: busProblem(await bus.nc.closed(), target), joined: joined.value };
+}
+
+/** The worker on a connected bus: data, engine, catch-up, then rounds. */
+async function train(
+  p: Peer,
+  bus: BusClient,
+  signal: AbortSignal,
+  joined: { value: boolean },
+): Promise<void> {
+  const { opts, cfg, epochs, pair, log, metrics, health } = p;
   // New config epochs from the mounted run configuration; a broken read keeps what is held.
   const reload = () => {
     let text: string;
@@ -85,17 +208,7 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
     for (const e of epochs.update(next.config))
       log.info(`read config epoch ${e.epoch} (${e.digest.slice(0, 12)}), in force from round ${e.fromRound}`);
   };
-
-  const bus = await BusClient.connect({
-    servers: opts.natsUrl ?? cfg.transport.natsUrl,
-    run: cfg.run.name,
-    name: `${opts.role}-${pair.address}`,
-    nkeySeed: natsSeed(opts.natsCredsFile ?? cfg.transport.credentialsFile),
-    onStatus: (s) => {
-      if (s === "reconnect") metrics.busReconnects.inc();
-      if (s === "disconnect" || s === "reconnect") log.warn(`bus ${s}`);
-    },
-  });
+  const setNotReady = (why: string | undefined) => (health.notReady = why);
   // spec.data.source: shards fetched ahead into the cache (nats://, https://) or read in place (file://).
   const shardData = openWorkerData({
     source: cfg.data.source,
@@ -109,7 +222,7 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
     metrics,
     log,
   });
-  dataProblem = () => shardData.problem();
+  health.data = () => shardData.problem();
   const allShards = Array.from({ length: cfg.data.shards }, (_, i) => i);
   if (opts.role === "miner")
     shardData.followAssignment({
@@ -126,18 +239,18 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
   let beat: NodeJS.Timeout | undefined;
   try {
     // The engine reads the corpus's sequence count from shard 0 when it opens.
-    notReady = "fetching the training data";
-    if (!(await shardData.awaitShards([0], signal, (why) => (notReady = why)))) return;
+    setNotReady("fetching the training data");
+    if (!(await shardData.awaitShards([0], signal, setNotReady))) return;
     const kernels = await openKernels(cfg, shardData.dir, pair.address);
     closeKernels = () => kernels.close();
     let validator = opts.validator;
     if (!validator && opts.role === "validator") validator = pair.address;
     // The operator names the validator in the run's state bucket; wait for it.
-    notReady = "waiting for the operator to name the run's validator";
+    setNotReady("waiting for the operator to name the run's validator");
     for (let waited = 0; !validator && !signal.aborted; waited++) {
       validator = (await (await bus.state()).get(stateKeys.validator))?.string() || undefined;
       if (validator) break;
-      if (waited === 0) log.info(`${notReady} ('${stateKeys.validator}' in the state bucket)`);
+      if (waited === 0) log.info(`${health.notReady} ('${stateKeys.validator}' in the state bucket)`);
       await new Promise((r) => setTimeout(r, 1000));
     }
     if (!validator) return;
@@ -159,14 +272,28 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
       );
       inForce = e;
     };
-    notReady = "catching up with the run";
-    await replica.catchUp(signal);
-    if (
-      opts.role === "validator" &&
-      !(await shardData.awaitShards(allShards, signal, (why) => (notReady = why)))
-    )
-      return;
-    notReady = undefined;
+    // Catch-up, retried while the bus does not answer (a server of the hub crashed and its
+    // streams are electing new leaders); a stop or the loss of the bus ends it.
+    const catchUp = async () => {
+      setNotReady("catching up with the run");
+      for (;;) {
+        try {
+          await replica.catchUp(signal);
+          break;
+        } catch (err) {
+          if (signal.aborted) break;
+          if (!busDidNotAnswer(err)) throw err;
+          log.warn(`catching up: the bus did not answer (${String(err)}); trying again`);
+          await pause(1000, signal);
+        }
+      }
+      setNotReady(undefined);
+    };
+    await catchUp();
+    setNotReady("catching up with the run");
+    if (opts.role === "validator" && !(await shardData.awaitShards(allShards, signal, setNotReady))) return;
+    setNotReady(undefined);
+    joined.value = true;
     log.info(`joined run ${cfg.run.name} at round ${replica.round} (weights ${replica.digest.slice(0, 12)})`);
     const miner = opts.role === "miner" ? new Miner(replica, pair, shardData) : undefined;
     const val = opts.role === "validator" ? new Validator(replica, pair) : undefined;
@@ -208,6 +335,9 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
     // Also while training: the operator counts a peer whose heartbeats stop as gone.
     beat = setInterval(() => void heartbeat(), HEARTBEAT_MS);
     adopt();
+    // The round this miner last tried to submit to: never twice, since a second payload would
+    // replace the bytes the first announcement's digest names.
+    let attempted = -1;
     while (!signal.aborted && replica.round <= lastRound()) {
       const round = replica.round;
       try {
@@ -218,8 +348,12 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
             log.info(
               `round ${round}: trained ${rc.innerSteps} steps, loss ${rep.loss.toFixed(4)}, ${rep.tokens} tokens, sent ${rep.payloadBytes} bytes`,
             );
-          let rep = await miner.submit();
+          const again = attempted === round;
+          attempted = round;
+          let rep = again ? sitOut(round) : await miner.submit();
           if (rep.submitted) trained(rep);
+          else if (again)
+            log.info(`round ${round}: not contributing (the attempt failed); waiting for the selection`);
           else
             log.info(
               `round ${round}: not contributing (epoch ${rep.epoch}, ${rep.shards} shards)` +
@@ -253,19 +387,24 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
         metrics.round.set(round);
         chain?.afterRound(round, val ? ratings : undefined, rc.validator.setWeightsEveryRounds);
       } catch (err) {
-        if (err instanceof OutOfSync) {
-          log.warn(`${err.message}; catching up`);
-          miner?.resetErrorFeedback();
-          notReady = "catching up with the run";
-          await new Promise((r) => setTimeout(r, 1000));
-          await replica.catchUp(signal);
-          notReady = undefined;
-          continue;
-        }
-        throw err;
+        // Out of step, or the bus did not answer in time (a crashed server's streams elect new
+        // leaders within seconds): catch up and go on rather than end the worker. A stop or
+        // the loss of the bus (the signal) ends the loop.
+        const outOfSync = err instanceof OutOfSync;
+        if (!outOfSync && !busDidNotAnswer(err)) throw err;
+        if (signal.aborted) break;
+        log.warn(
+          outOfSync
+            ? `${err.message}; catching up`
+            : `round ${round}: the bus did not answer (${String(err)}); catching up`,
+        );
+        if (outOfSync) miner?.resetErrorFeedback();
+        await pause(1000, signal);
+        await catchUp();
+        continue;
       }
     }
-    notReady = "stopping";
+    setNotReady("stopping");
     await val?.stop();
     log.info(`stopped at round ${replica.round}`);
   } finally {
@@ -273,9 +412,22 @@ export async function runWorker(opts: WorkerOptions, signal: AbortSignal): Promi
     await chain?.stop();
     closeKernels();
     await shardData.close();
-    await bus.close();
-    await new Promise((r) => server.close(r));
+    health.data = () => undefined;
   }
+}
+
+/** A miner's report of a round it does not contribute to. */
+function sitOut(round: number): RoundReport {
+  return {
+    round,
+    loss: NaN,
+    tokens: 0,
+    payloadBytes: 0,
+    submitted: false,
+    member: true,
+    epoch: -1,
+    shards: 0,
+  };
 }
 
 async function main(): Promise<void> {
@@ -293,6 +445,9 @@ async function main(): Promise<void> {
     });
   }
   await runWorker(parsed.options, ac.signal);
+  // A connection attempt still under way when the signal came (a bus that never answers)
+  // keeps nats.js dialling; it must not keep a stopped worker alive.
+  if (ac.signal.aborted) process.exit(0);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

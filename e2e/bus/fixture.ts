@@ -2,24 +2,36 @@
 // the run's account with per-peer users and permissions, and the run's stream and
 // buckets provisioned by the operator user. On one server (default), or on a
 // JetStream cluster with TLS and every stream and bucket replicated (the run's hub).
+// With `admission`, peers are not listed at all: the servers hand every login but the
+// operator's to the admission service (auth callout, admission/), started here as its own
+// process, which admits a hotkey registered on the given chain (docs/admission.md).
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Keyring } from "@polkadot/keyring";
 import type { KeyringPair } from "@polkadot/keyring/types";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
-import { createUser } from "@nats-io/nkeys";
+import { createAccount, createUser } from "@nats-io/nkeys";
+import { calloutServerConfig } from "../../admission/server-config.ts";
 import { accountsConfig } from "../../operator/bus/auth.ts";
 import type { PeerRole } from "../../operator/bus/auth.ts";
 import { BusClient } from "../../operator/bus/client.ts";
 import type { BusClientOptions } from "../../operator/bus/client.ts";
+import { hotkeyAuthenticator } from "../../operator/bus/hotkey-auth.ts";
 import { applyBus, planBus } from "../../operator/bus/provision.ts";
 import type { BusSpec } from "../../operator/bus/provision.ts";
+import { get } from "../stack/http.ts";
 import { startNats, startNatsCluster } from "../stack/nats.ts";
 import type { NatsCluster, NatsEndpoint, NatsServer } from "../stack/nats.ts";
+import { nodeTs, repoRoot, tempDir } from "../stack/paths.ts";
+import { freePort } from "../stack/ports.ts";
+import { ManagedProcess } from "../stack/process.ts";
+import { waitFor } from "../stack/wait.ts";
 
 export interface Identity {
   hotkey: string;
   pair: KeyringPair;
   role: PeerRole;
-  /** NATS user nkey seed. */
+  /** NATS user nkey seed (unused with admission: peers log in with their hotkey). */
   seed: string;
   nkey: string;
 }
@@ -45,6 +57,33 @@ export interface BusOptions {
   maxPayload?: number;
 }
 
+/** Admission by chain identity instead of per-peer users (a cluster's mode: the run's hub). */
+export interface AdmissionBusOptions {
+  /** WebSocket endpoint of the chain the service reads registrations from. */
+  chainEndpoint: string;
+  netuid: number;
+  /** Lifetime of an admission (the service's --ttl, default its own 5m). */
+  ttl?: string;
+}
+
+/** The admission service of a hub fixture, as its own process. */
+export interface AdmissionProcess {
+  proc: ManagedProcess;
+  /** http://127.0.0.1:PORT of its /metrics, /healthz, /readyz. */
+  url: string;
+  /** The servers' configuration for auth callout (the run's account lists no peer). */
+  serverConfig: string;
+  metrics(): Promise<string>;
+}
+
+/** A cluster whose peers are admitted by the admission service. */
+export interface HubFixture extends BusFixture<NatsCluster> {
+  tls: { caFile: string };
+  admission: AdmissionProcess;
+  /** A file with the operator user's seed, for commands that take one (upload). */
+  operatorSeedFile: string;
+}
+
 export interface ClusterBusOptions {
   /** Servers of the cluster (default 3); streams and buckets get as many replicas unless spec says otherwise. */
   servers?: number;
@@ -68,11 +107,18 @@ export async function identities(names: { name: string; role: PeerRole }[]): Pro
   });
 }
 
+export function startBus(
+  opts: BusOptions & { cluster: ClusterBusOptions; admission: AdmissionBusOptions },
+): Promise<HubFixture>;
 export function startBus(opts: BusOptions & { cluster: ClusterBusOptions }): Promise<BusFixture<NatsCluster>>;
 export function startBus(opts: BusOptions): Promise<BusFixture>;
 export async function startBus(
-  opts: BusOptions & { cluster?: ClusterBusOptions },
+  opts: BusOptions & { cluster?: ClusterBusOptions; admission?: AdmissionBusOptions },
 ): Promise<BusFixture<NatsServer | NatsCluster>> {
+  if (opts.admission) {
+    if (!opts.cluster) throw new Error("admission is a hub's mode: give cluster options too");
+    return startHub({ ...opts, cluster: opts.cluster, admission: opts.admission });
+  }
   const peers = await identities(opts.peers);
   const op = createUser();
   const operatorSeed = new TextDecoder().decode(op.getSeed());
@@ -97,18 +143,7 @@ export async function startBus(
       })
     : await startNats({ extraConfig, maxPayload: opts.maxPayload });
   const tls = "caFile" in nats && nats.caFile ? { caFile: nats.caFile } : undefined;
-  const spec: BusSpec = {
-    run: opts.run,
-    roundMs: 60_000,
-    retainRounds: 4,
-    maxPayloadBytes: 64 * 1024 * 1024,
-    retainCheckpoints: 2,
-    maxCheckpointBytes: 64 * 1024 * 1024,
-    miners: peers.filter((p) => p.role === "miner").map((p) => p.hotkey),
-    validators: peers.filter((p) => p.role === "validator").map((p) => p.hotkey),
-    replicas,
-    ...opts.spec,
-  };
+  const spec = busSpec(opts, peers, replicas);
   const connect = (who: Identity | "operator", name?: string, extra: Partial<BusClientOptions> = {}) =>
     BusClient.connect({
       servers: nats.url,
@@ -120,15 +155,172 @@ export async function startBus(
       ...extra,
     });
   try {
-    const admin = await connect("operator");
-    try {
-      await applyBus(admin.nc, planBus(spec));
-    } finally {
-      await admin.close();
-    }
+    await provision(() => connect("operator"), spec);
   } catch (err) {
     await nats.stop();
     throw err;
   }
   return { run: opts.run, nats, operatorSeed, peers, spec, tls, connect, stop: () => nats.stop() };
+}
+
+/** The run's stream and buckets with the fixture's defaults, for these peers. */
+function busSpec(opts: BusOptions, peers: Identity[], replicas: number): BusSpec {
+  return {
+    run: opts.run,
+    roundMs: 60_000,
+    retainRounds: 4,
+    maxPayloadBytes: 64 * 1024 * 1024,
+    retainCheckpoints: 2,
+    maxCheckpointBytes: 64 * 1024 * 1024,
+    miners: peers.filter((p) => p.role === "miner").map((p) => p.hotkey),
+    validators: peers.filter((p) => p.role === "validator").map((p) => p.hotkey),
+    replicas,
+    ...opts.spec,
+  };
+}
+
+/** Creates the run's stream and buckets as the operator user, as the operator does. */
+async function provision(admin: () => Promise<BusClient>, spec: BusSpec): Promise<void> {
+  const op = await admin();
+  try {
+    await applyBus(op.nc, planBus(spec));
+  } finally {
+    await op.close();
+  }
+}
+
+/**
+ * The run's hub: a TLS cluster configured for auth callout (only the operator and the
+ * service's own user are known to the servers), provisioned by the operator, and the
+ * admission service connected to every server. Peers connect with their hotkey.
+ */
+async function startHub(
+  opts: BusOptions & { cluster: ClusterBusOptions; admission: AdmissionBusOptions },
+): Promise<HubFixture> {
+  const peers = await identities(opts.peers);
+  const tmp = tempDir("hub");
+  const issuer = createAccount();
+  const callout = createUser();
+  const op = createUser();
+  const operatorSeed = new TextDecoder().decode(op.getSeed());
+  const file = (name: string, seed: Uint8Array) => {
+    const path = join(tmp.path, name);
+    writeFileSync(path, seed, { mode: 0o600 });
+    return path;
+  };
+  const issuerFile = file("issuer.nk", issuer.getSeed());
+  const calloutFile = file("callout.nk", callout.getSeed());
+  const operatorSeedFile = file("operator.nk", op.getSeed());
+  const servers = opts.cluster.servers ?? 3;
+  const replicas = opts.spec?.replicas ?? Math.min(servers, 5);
+  const serverConfig = calloutServerConfig({
+    run: opts.run,
+    issuer: issuer.getPublicKey(),
+    calloutNkey: callout.getPublicKey(),
+    operatorNkey: op.getPublicKey(),
+    maxFileBytes: 8 * 1024 ** 3 * replicas,
+    maxMemoryBytes: 64 * 1024 ** 2,
+  });
+  let nats: NatsCluster | undefined;
+  let admission: AdmissionProcess | undefined;
+  const stop = async () => {
+    await admission?.proc.stop();
+    await nats?.stop();
+    tmp.remove();
+  };
+  try {
+    nats = await startNatsCluster({
+      servers,
+      tls: true,
+      extraConfig: serverConfig,
+      maxPayload: opts.maxPayload,
+    });
+    const caFile = nats.caFile!;
+    const url = nats.url;
+    const spec = busSpec(opts, peers, replicas);
+    const connect = (who: Identity | "operator", name?: string, extra: Partial<BusClientOptions> = {}) =>
+      BusClient.connect({
+        servers: url,
+        run: opts.run,
+        name: name ?? (who === "operator" ? "operator" : who.hotkey),
+        ...(who === "operator"
+          ? { nkeySeed: operatorSeed }
+          : { authenticator: hotkeyAuthenticator(who.pair, { run: opts.run, role: who.role }) }),
+        requestTimeoutMs: 5_000,
+        tls: { caFile },
+        ...extra,
+      });
+    await provision(() => connect("operator"), spec);
+    admission = await startAdmission({
+      run: opts.run,
+      natsUrl: url,
+      caFile,
+      calloutFile,
+      issuerFile,
+      dir: tmp.path,
+      serverConfig,
+      ...opts.admission,
+    });
+    return {
+      run: opts.run,
+      nats,
+      operatorSeed,
+      operatorSeedFile,
+      peers,
+      spec,
+      tls: { caFile },
+      admission,
+      connect,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** covenant-admission (admission/main.ts) for the run, until its /readyz says it is connected to bus and chain. */
+async function startAdmission(
+  o: AdmissionBusOptions & {
+    run: string;
+    natsUrl: string;
+    caFile: string;
+    calloutFile: string;
+    issuerFile: string;
+    dir: string;
+    serverConfig: string;
+  },
+): Promise<AdmissionProcess> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const [node, ...pre] = nodeTs(join(repoRoot, "admission/main.ts"));
+  const proc = ManagedProcess.start({
+    name: "covenant-admission",
+    command: node!,
+    args: [
+      ...pre,
+      `--nats-url=${o.natsUrl}`,
+      `--nats-ca=${o.caFile}`,
+      `--nats-creds=${o.calloutFile}`,
+      `--chain-endpoint=${o.chainEndpoint}`,
+      `--netuid=${o.netuid}`,
+      `--run=${o.run}`,
+      `--issuer-seed-file=${o.issuerFile}`,
+      `--http-address=127.0.0.1:${port}`,
+      ...(o.ttl ? [`--ttl=${o.ttl}`] : []),
+    ],
+    logFile: join(o.dir, "admission.log"),
+  });
+  // A loaded machine takes a while to start node with tsx and to reach the chain.
+  try {
+    await proc.untilReady(
+      waitFor("admission /readyz", async () => (await get(`${url}/readyz`)).status === 200, {
+        timeoutMs: 60_000,
+      }),
+    );
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+  return { proc, url, serverConfig: o.serverConfig, metrics: async () => (await get(`${url}/metrics`)).body };
 }
