@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { decode, type AuthorizationResponse, type User } from "@nats-io/jwt";
 import { createAccount, createServer, createUser } from "@nats-io/nkeys";
-import { peerPermissions } from "../operator/bus/auth.ts";
+import { peerPermissions } from "../protocol/bus/auth.ts";
 import { encodeAdmission, encodeRefusal, expiresAt, peerUserClaims, refusalText } from "./claims.ts";
 import type { ServerAsk } from "./request.ts";
 
@@ -18,7 +18,7 @@ describe("the answer to nats-server", () => {
     clientName: undefined,
   };
 
-  test("a peer's user claims carry exactly its permissions from operator/bus/auth.ts", () => {
+  test("a peer's user claims carry exactly its permissions from protocol/bus/auth.ts", () => {
     for (const role of ["miner", "validator"] as const) {
       const p = peerPermissions("r1", { hotkey: HOTKEY, role });
       assert.deepEqual(peerUserClaims({ run: "r1", hotkey: HOTKEY, role }), {

@@ -9,11 +9,11 @@
 // - `name` is the hotkey, so the server's monitoring and logs show who is connected;
 // - `exp` bounds the connection: the server disconnects the client then, and its reconnect
 //   is a new login, checked on chain again. This is how a deregistered hotkey is cut off.
-// - permissions are the peer's from operator/bus/auth.ts: the same function generated the
+// - permissions are the peer's from protocol/bus/auth.ts: the same function generated the
 //   static configuration before admission existed, so both paths grant the same rights.
 import { encodeAuthorizationResponse, encodeUser, type KeyPair, type User } from "@nats-io/jwt";
-import { peerPermissions, type PeerRole } from "../operator/bus/auth.ts";
-import { busNames } from "../operator/protocol/names.ts";
+import { peerPermissions, type PeerRole } from "../protocol/bus/auth.ts";
+import { busNames } from "../protocol/names.ts";
 import type { RefusalReason } from "./reasons.ts";
 import type { ServerAsk } from "./request.ts";
 

@@ -3,7 +3,7 @@
 import { ConfigError, parseDuration } from "../operator/config.ts";
 import { validateEndpoint } from "../operator/chain/endpoint.ts";
 import { parseLogLevel, type LogLevel } from "../operator/kube/log.ts";
-import { checkRunId } from "../operator/protocol/names.ts";
+import { checkRunId } from "../protocol/names.ts";
 import { canonicalHotkey } from "./request.ts";
 
 export { ConfigError };

@@ -3,7 +3,7 @@ import { before, describe, test } from "node:test";
 import { Keyring } from "@polkadot/keyring";
 import type { KeyringPair } from "@polkadot/keyring/types";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
-import { hotkeyLogin, type LoginParams } from "../operator/bus/hotkey-auth.ts";
+import { hotkeyLogin, type LoginParams } from "../protocol/bus/hotkey-auth.ts";
 import { standingFrom } from "./chain.ts";
 import { decide, precheck, signatureValid } from "./decision.ts";
 import type { Login } from "./request.ts";

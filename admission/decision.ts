@@ -11,8 +11,8 @@
 //      assigned). A miner login is admitted as a miner whatever the hotkey's permit: a peer
 //      gets the rights of the role it runs, no more.
 import { decodeAddress, sr25519Verify } from "@polkadot/util-crypto";
-import type { PeerRole } from "../operator/bus/auth.ts";
-import { loginMessage } from "../operator/bus/hotkey-auth.ts";
+import type { PeerRole } from "../protocol/bus/auth.ts";
+import { loginMessage } from "../protocol/bus/hotkey-auth.ts";
 import type { RefusalReason } from "./reasons.ts";
 import type { Login } from "./request.ts";
 

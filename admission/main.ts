@@ -3,8 +3,8 @@
  * covenant-admission: admits peers to a run's bus by their chain identity (NATS auth callout).
  * Exit status: 0 after SIGTERM/SIGINT, 1 on errors (the bus connection closed for good), 2 on bad flags.
  */
-import { nkeyAuthenticator, type NatsConnection } from "@nats-io/nats-core";
-import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { connectBus } from "../protocol/bus/connection.ts";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { redactEndpoint } from "../operator/chain/endpoint.ts";
@@ -108,14 +108,12 @@ async function main(): Promise<number> {
     }
     // The bus may not be up yet (waitOnFirstConnect keeps trying); a signal meanwhile still stops us.
     const first = await Promise.race([
-      connect({
-        servers: c.natsServers,
+      connectBus({
+        servers: c.natsServers.join(","),
         name: "covenant-admission",
-        authenticator: nkeyAuthenticator(callout.getSeed()),
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: 500,
-        waitOnFirstConnect: true,
-        ...(c.natsCa ? { tls: { caFile: c.natsCa } } : {}),
+        nkeySeed: callout.getSeed(),
+        reconnectWaitMs: 500,
+        tls: c.natsCa ? { caFile: c.natsCa } : undefined,
       }),
       signalled,
     ]);

@@ -7,7 +7,7 @@
 // are the ones on the peer's login inside it.
 import { decode, type AuthorizationRequest, type ClaimsData } from "@nats-io/jwt";
 import { decodeAddress, encodeAddress } from "@polkadot/util-crypto";
-import { parseLoginParams, type LoginParams } from "../operator/bus/hotkey-auth.ts";
+import { parseLoginParams, type LoginParams } from "../protocol/bus/hotkey-auth.ts";
 import { SS58_FORMAT } from "../operator/chain/hotkey.ts";
 import type { RefusalReason } from "./reasons.ts";
 

@@ -3,7 +3,7 @@
 //
 // - account AUTH holds one user, the admission service, named by its public nkey. It may
 //   only receive authorization requests and answer them (replies go to `$SYS._INBOX.>`).
-// - the run's account (`covenant-<run>`, operator/bus/auth.ts) holds the run's operator user
+// - the run's account (`covenant-<run>`, protocol/bus/auth.ts) holds the run's operator user
 //   and its JetStream limits; peers are not listed: each is admitted by the service, which
 //   places it in this account with exactly its own permissions.
 // - `auth_users` are the users the server authenticates itself, without asking the service:
@@ -11,8 +11,8 @@
 //
 // The callout user must be an nkey: nats-server puts a nonce in its INFO only when
 // nkey users are configured, and peers sign that nonce.
-import { checkUserNkey, runAccount } from "../operator/bus/auth.ts";
-import { busNames } from "../operator/protocol/names.ts";
+import { checkUserNkey, runAccount } from "../protocol/bus/auth.ts";
+import { busNames } from "../protocol/names.ts";
 
 export const AUTH_ACCOUNT = "AUTH";
 /** Where nats-server sends authorization requests (server/auth_callout.go AuthCalloutSubject). */

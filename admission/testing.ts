@@ -4,7 +4,7 @@
 import { Algorithms, encode, type ClaimsData } from "@nats-io/jwt";
 import { createServer, createUser, type KeyPair } from "@nats-io/nkeys";
 import type { KeyringPair } from "@polkadot/keyring/types";
-import { hotkeyLogin, type LoginParams } from "../operator/bus/hotkey-auth.ts";
+import { hotkeyLogin, type LoginParams } from "../protocol/bus/hotkey-auth.ts";
 
 export interface RequestParts {
   server?: KeyPair;

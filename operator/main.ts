@@ -61,7 +61,12 @@ export function buildOperator(c: OperatorConfig, log: Logger): Manager {
     addProgressController(
       mgr,
       informers,
-      { natsSeed: seed, membership: c.membership, membershipChanges: runMetrics.membershipChanges },
+      {
+        natsSeed: seed,
+        natsCaFile: c.natsCa,
+        membership: c.membership,
+        membershipChanges: runMetrics.membershipChanges,
+      },
       log,
     );
   else log.info("run progress from the bus is off: no --nats-creds");

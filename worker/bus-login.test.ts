@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { errors } from "@nats-io/nats-core";
 import { Keyring } from "@polkadot/keyring";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
-import type { BusClient } from "../operator/bus/client.ts";
+import type { BusClient } from "../protocol/bus/client.ts";
 import {
   busClientOptions,
   busDidNotAnswer,

@@ -5,9 +5,9 @@
 // is not a reason to exit: the chain may register the hotkey later, the admission service
 // may be restarting. So the worker says why on its log and /readyz and tries again.
 import type { KeyringPair } from "@polkadot/keyring/types";
-import { isTransient } from "../operator/bus/client.ts";
-import type { BusClient, BusClientOptions } from "../operator/bus/client.ts";
-import { hotkeyAuthenticator } from "../operator/bus/hotkey-auth.ts";
+import { isTransient } from "../protocol/bus/client.ts";
+import type { BusClient, BusClientOptions } from "../protocol/bus/client.ts";
+import { hotkeyAuthenticator } from "../protocol/bus/hotkey-auth.ts";
 import type { BusLogin, Role } from "./config.ts";
 import type { Log } from "./log.ts";
 

@@ -7,7 +7,7 @@ import {
   type ResolvedRunConfig,
 } from "../operator/api/runconfig.ts";
 import { makeRun } from "../operator/controllers/testing.ts";
-import { roundConfigDigest } from "../operator/protocol/configepoch.ts";
+import { roundConfigDigest } from "../protocol/configepoch.ts";
 import {
   busLogin,
   localDataDir,

@@ -2,7 +2,7 @@
 // configuration file the operator mounts. Pure parsing, so it is tested without I/O.
 import type { ConfigEpoch, ResolvedRunConfig } from "../operator/api/runconfig.ts";
 import { HOTKEY_DIR, HOTKEY_FILE, RUN_CONFIG_DIR, RUN_CONFIG_FILE } from "../operator/api/runconfig.ts";
-import { configEpochs, configOf, epochFor, epochProblems } from "../operator/protocol/configepoch.ts";
+import { configEpochs, configOf, epochFor, epochProblems } from "../protocol/configepoch.ts";
 
 export type Role = "miner" | "validator";
 

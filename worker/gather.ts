@@ -1,10 +1,10 @@
 // Fetching a peer's payload for a round and checking it end to end: the signed
 // announcement, the Object Store bytes (size first, then digest), and the codec's
 // validation of every field. Returns a verdict with a counted reason; never throws.
-import type { BusClient } from "../operator/bus/client.ts";
-import { PayloadTooLarge } from "../operator/bus/client.ts";
-import type { RejectReason, SignedEnvelope, Verdict } from "../operator/protocol/envelope.ts";
-import { verifyAnnouncement, verifyPayload } from "../operator/protocol/envelope.ts";
+import type { BusClient } from "../protocol/bus/client.ts";
+import { PayloadTooLarge } from "../protocol/bus/client.ts";
+import type { RejectReason, SignedEnvelope, Verdict } from "../protocol/envelope.ts";
+import { verifyAnnouncement, verifyPayload } from "../protocol/envelope.ts";
 import type { Codec } from "./kernels.ts";
 
 export interface GatherContext {

@@ -12,9 +12,9 @@ import { Keyring } from "@polkadot/keyring";
 import type { KeyringPair } from "@polkadot/keyring/types";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import type { ConfigEpoch, ResolvedRunConfig } from "../operator/api/runconfig.ts";
-import { BusClient } from "../operator/bus/client.ts";
-import { changedFields } from "../operator/protocol/configepoch.ts";
-import { stateKeys } from "../operator/protocol/names.ts";
+import { BusClient } from "../protocol/bus/client.ts";
+import { changedFields } from "../protocol/configepoch.ts";
+import { stateKeys } from "../protocol/names.ts";
 import {
   busClientOptions,
   busDidNotAnswer,

@@ -2,7 +2,7 @@
 import { createServer } from "node:http";
 import type { Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { REJECT_REASONS } from "../operator/protocol/envelope.ts";
+import { REJECT_REASONS } from "../protocol/envelope.ts";
 import { FETCH_REASONS, fetchResult } from "./data/source.ts";
 
 const secondsBuckets = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900];

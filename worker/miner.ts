@@ -2,10 +2,10 @@
 // steps, form the pseudo-gradient, compress it with error feedback, sign, put,
 // announce; then wait for the validator's selection and apply it like every peer.
 import type { KeyringPair } from "@polkadot/keyring/types";
-import { encodeAnnouncement, signEnvelope } from "../operator/protocol/envelope.ts";
-import { assignShards } from "../operator/protocol/rendezvous.ts";
-import { parseMembership, type Membership } from "../operator/protocol/membership.ts";
-import { stateKeys } from "../operator/protocol/names.ts";
+import { encodeAnnouncement, signEnvelope } from "../protocol/envelope.ts";
+import { assignShards } from "../protocol/rendezvous.ts";
+import { parseMembership, type Membership } from "../protocol/membership.ts";
+import { stateKeys } from "../protocol/names.ts";
 import type { Tensors } from "./kernels.ts";
 import { tensorSize } from "./kernels.ts";
 import type { Replica } from "./replica.ts";

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { resolveRunConfig, roundConfigOf, type ResolvedRunConfig } from "../operator/api/runconfig.ts";
-import type { BusClient } from "../operator/bus/client.ts";
+import type { BusClient } from "../protocol/bus/client.ts";
 import { makeRun } from "../operator/controllers/testing.ts";
-import { roundConfigDigest } from "../operator/protocol/configepoch.ts";
-import type { SignedSelection } from "../operator/protocol/selection.ts";
+import { roundConfigDigest } from "../protocol/configepoch.ts";
+import type { SignedSelection } from "../protocol/selection.ts";
 import { RunConfigEpochs } from "./config.ts";
 import type { Codec, Engine } from "./kernels.ts";
 import type { WorkerMetrics } from "./metrics.ts";

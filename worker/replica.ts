@@ -5,15 +5,15 @@
 // operation replayed from the latest checkpoint. The run config of a round is that of the
 // config epoch in force for it; a round's outer step is applied with the config whose
 // digest the validator's selection names.
-import type { BusClient } from "../operator/bus/client.ts";
+import type { BusClient } from "../protocol/bus/client.ts";
 import type { ConfigEpoch, ResolvedRunConfig } from "../operator/api/runconfig.ts";
 import { decodeCheckpoint, weightsDigest } from "./checkpoint.ts";
 import { fetchSubmission } from "./gather.ts";
 import type { GatherContext } from "./gather.ts";
 import type { Codec, Engine, Tensors } from "./kernels.ts";
 import type { WorkerMetrics } from "./metrics.ts";
-import type { SignedSelection } from "../operator/protocol/selection.ts";
-import { verifySelection } from "../operator/protocol/selection.ts";
+import type { SignedSelection } from "../protocol/selection.ts";
+import { verifySelection } from "../protocol/selection.ts";
 import type { Log } from "./log.ts";
 import type { RunConfigEpochs } from "./config.ts";
 

@@ -6,7 +6,7 @@
 // - rating: moving average of scores, decayed for missing or late rounds
 //   (x0.75, x0.5, then 0) and zeroed for invalid or copied payloads;
 // - copies: kept-index sets overlapping an earlier submission's by >= the threshold.
-import type { RejectReason } from "../operator/protocol/envelope.ts";
+import type { RejectReason } from "../protocol/envelope.ts";
 
 export interface Evaluation {
   hotkey: string;

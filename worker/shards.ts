@@ -5,7 +5,7 @@
 // [i*L, i*L + L] (L + 1 tokens: inputs and shifted targets).
 import { readFileSync, writeFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { rng } from "../operator/protocol/sampling.ts";
+import { rng } from "../protocol/sampling.ts";
 
 const MAGIC = "CVTOKENS";
 const HEADER = 64;

@@ -5,20 +5,20 @@
 // ratings with penalties; select G plus reserves; publish the signed selection;
 // apply it like every peer; checkpoint every K rounds.
 import type { KeyringPair } from "@polkadot/keyring/types";
-import type { RejectReason, SignedEnvelope } from "../operator/protocol/envelope.ts";
-import { assignShards } from "../operator/protocol/rendezvous.ts";
-import { sampleSequences } from "../operator/protocol/sampling.ts";
+import type { RejectReason, SignedEnvelope } from "../protocol/envelope.ts";
+import { assignShards } from "../protocol/rendezvous.ts";
+import { sampleSequences } from "../protocol/sampling.ts";
 import { encodeCheckpoint, weightsDigest } from "./checkpoint.ts";
 import { checkAnnouncement, fetchPayload } from "./gather.ts";
 import type { Tensors } from "./kernels.ts";
 import { readMembership } from "./miner.ts";
-import type { Membership } from "../operator/protocol/membership.ts";
+import type { Membership } from "../protocol/membership.ts";
 import type { CheckpointPointer, Replica } from "./replica.ts";
 import { choose, defaultScoring, findCopies, updateRatings } from "./scoring.ts";
 import type { Evaluation, Outcome, PeerRating, ScoringParams } from "./scoring.ts";
-import { encodeSelection, signSelection } from "../operator/protocol/selection.ts";
-import type { SignedSelection } from "../operator/protocol/selection.ts";
-import type { StreamMessage } from "../operator/bus/client.ts";
+import { encodeSelection, signSelection } from "../protocol/selection.ts";
+import type { SignedSelection } from "../protocol/selection.ts";
+import type { StreamMessage } from "../protocol/bus/client.ts";
 
 /** The validator's step size as a fraction of the outer learning rate. */
 export const EVAL_STEP_FRACTION = 0.2;

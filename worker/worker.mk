@@ -7,7 +7,7 @@ BENCH_TARGETS += bench-bus bench-round
 
 # Fast unit tests (no server).
 test-worker:
-	$(NODE) --test worker/*.test.ts worker/data/*.test.ts operator/bus/*.test.ts operator/protocol/*.test.ts
+	$(NODE) --test worker/*.test.ts worker/data/*.test.ts operator/bus/*.test.ts protocol/*.test.ts protocol/bus/*.test.ts
 
 # Bus integration tests: permissions enforced by nats-server, restart durability.
 test-bus-e2e:

@@ -6,7 +6,7 @@
 //   node --import tsx e2e/admission/bench.ts [--logins=200] [--hotkeys=16]
 import { nkeyAuthenticator, type Authenticator } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { hotkeyAuthenticator } from "../../operator/bus/hotkey-auth.ts";
+import { hotkeyAuthenticator } from "../../protocol/bus/hotkey-auth.ts";
 import { startAdmissionHub } from "./harness.ts";
 
 const arg = (name: string, dflt: number) => {

@@ -5,8 +5,8 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { jetstream } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
-import { encodeAnnouncement, signEnvelope } from "../../operator/protocol/envelope.ts";
-import type { BusClient } from "../../operator/bus/client.ts";
+import { encodeAnnouncement, signEnvelope } from "../../protocol/envelope.ts";
+import type { BusClient } from "../../protocol/bus/client.ts";
 import { startBus } from "./fixture.ts";
 import type { BusFixture, Identity } from "./fixture.ts";
 

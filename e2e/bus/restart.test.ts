@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import type { BusClient } from "../../operator/bus/client.ts";
-import { encodeAnnouncement, signEnvelope } from "../../operator/protocol/envelope.ts";
+import type { BusClient } from "../../protocol/bus/client.ts";
+import { encodeAnnouncement, signEnvelope } from "../../protocol/envelope.ts";
 import { startBus } from "./fixture.ts";
 import type { BusFixture, Identity } from "./fixture.ts";
 

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { jetstream, StorageType } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
-import type { BusClient } from "../../operator/bus/client.ts";
+import type { BusClient } from "../../protocol/bus/client.ts";
 import { NatsFetcher } from "../../worker/data/fetch-nats.ts";
 import { FetchError } from "../../worker/data/source.ts";
 import { startBus } from "../bus/fixture.ts";

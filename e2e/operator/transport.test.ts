@@ -1,5 +1,5 @@
 // The run organiser's operator (--provision-bus) against a real API server, a real
-// nats-server with the run's account (operator/bus/auth.ts) and the local chain: a
+// nats-server with the run's account (protocol/bus/auth.ts) and the local chain: a
 // TrainingRun gets its stream, state bucket and a payload bucket for every hotkey it knows
 // (this cluster's peers and the subnet's registered hotkeys), a checkpoint bucket per
 // validator, TransportReady=True; a hotkey that registers gets buckets and one that leaves
@@ -15,11 +15,11 @@ import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { createUser } from "@nats-io/nkeys";
 import { connect, nkeyAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { BUS_OBJECTS_FINALIZER, type Condition, type TrainingRun } from "../../operator/api/index.ts";
-import { accountsConfig } from "../../operator/bus/auth.ts";
+import { accountsConfig } from "../../protocol/bus/auth.ts";
 import { COVENANT_PEERS, TRAINING_RUNS } from "../../operator/controllers/resources.ts";
 import { makePeer, makeRun } from "../../operator/controllers/testing.ts";
 import { CORE, KubeClient } from "../../operator/kube/index.ts";
-import { busNames, kvStream, objectStream } from "../../operator/protocol/names.ts";
+import { busNames, kvStream, objectStream } from "../../protocol/names.ts";
 import { devKeyring, seededKeys } from "../chain/genesis.ts";
 import { startLocalChain, type LocalChain } from "../chain/local.ts";
 import { RawRpc } from "../chain/rpc-client.ts";

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { CoreV1Api, CustomObjectsApi, type V1Pod } from "@kubernetes/client-node";
 import type { CovenantPeer } from "../../operator/api/index.ts";
-import { assignShards } from "../../operator/protocol/rendezvous.ts";
+import { assignShards } from "../../protocol/rendezvous.ts";
 import { startSystem, type System } from "../system.ts";
 import { waitFor } from "../stack/wait.ts";
 

@@ -8,17 +8,17 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { u8aToHex } from "@polkadot/util";
-import type { BusClient, StreamMessage } from "../../operator/bus/client.ts";
+import type { BusClient, StreamMessage } from "../../protocol/bus/client.ts";
 import {
   canonicalBytes,
   encodeAnnouncement,
   ENVELOPE_VERSION,
   payloadDigest,
   signEnvelope,
-} from "../../operator/protocol/envelope.ts";
-import type { SignedEnvelope } from "../../operator/protocol/envelope.ts";
-import { verifySelection } from "../../operator/protocol/selection.ts";
-import type { SignedSelection } from "../../operator/protocol/selection.ts";
+} from "../../protocol/envelope.ts";
+import type { SignedEnvelope } from "../../protocol/envelope.ts";
+import { verifySelection } from "../../protocol/selection.ts";
+import type { SignedSelection } from "../../protocol/selection.ts";
 import { identities } from "../bus/fixture.ts";
 import { metricValue, startLocalRun } from "./harness.ts";
 import type { LocalRun, Worker } from "./harness.ts";

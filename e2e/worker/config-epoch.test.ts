@@ -7,10 +7,10 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { roundConfigOf } from "../../operator/api/runconfig.ts";
-import type { BusClient } from "../../operator/bus/client.ts";
+import type { BusClient } from "../../protocol/bus/client.ts";
 import { planConfigEpochs } from "../../operator/controllers/configepoch.ts";
-import { configEpochs } from "../../operator/protocol/configepoch.ts";
-import { verifySelection, type SignedSelection } from "../../operator/protocol/selection.ts";
+import { configEpochs } from "../../protocol/configepoch.ts";
+import { verifySelection, type SignedSelection } from "../../protocol/selection.ts";
 import { startLocalRun, type LocalRun, type Worker } from "./harness.ts";
 
 const RUN = "epochs";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { nanos } from "@nats-io/nats-core";
-import { kvStream, objectStream } from "../protocol/names.ts";
+import { kvStream, objectStream } from "../../protocol/names.ts";
 import { classifyStream, diffBus, type RunInventory } from "./inventory.ts";
 import { planBus, type BusSpec } from "./provision.ts";
 

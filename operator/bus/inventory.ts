@@ -6,7 +6,7 @@
 // - deleteStreams: removes streams, a stream already gone counting as removed.
 import type { JetStreamManager, StreamConfig } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/nats-core";
-import { busNames, checkHotkey, kvStream, objectStream } from "../protocol/names.ts";
+import { busNames, checkHotkey, kvStream, objectStream } from "../../protocol/names.ts";
 import type { BusPlan } from "./provision.ts";
 
 export type RunStream =

@@ -2,7 +2,8 @@
 // forever. Whether a connection is up is tracked from its status events, so a caller learns
 // that a bus is down at once instead of waiting for a request to time out, and is told
 // (onChange) when a bus goes down or comes back, to re-check what depends on it.
-import { connect, nkeyAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { connectBus } from "../../protocol/bus/connection.ts";
 
 export interface BusPoolOptions {
   /** NATS user nkey seed (SU...) of the operator; never logged. */
@@ -81,15 +82,14 @@ export class BusConnectionPool {
   }
 
   #connect(servers: string): Promise<NatsConnection> {
-    return connect({
-      servers: servers.split(",").map((s) => s.trim()),
+    return connectBus({
+      servers,
       name: this.o.name,
-      authenticator: nkeyAuthenticator(new TextEncoder().encode(this.o.seed)),
+      nkeySeed: this.o.seed,
       tls: this.o.caFile ? { caFile: this.o.caFile } : undefined,
-      timeout: this.o.connectTimeoutMs ?? 5_000,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: this.o.reconnectWaitMs ?? 1_000,
-      pingInterval: 5_000,
+      timeoutMs: this.o.connectTimeoutMs ?? 5_000,
+      reconnectWaitMs: this.o.reconnectWaitMs ?? 1_000,
+      waitOnFirstConnect: false,
     });
   }
 

@@ -11,7 +11,7 @@ import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { nanos } from "@nats-io/nats-core";
-import { busNames, kvStream, objectStream } from "../protocol/names.ts";
+import { busNames, kvStream, objectStream } from "../../protocol/names.ts";
 
 export interface BusSpec {
   run: string;

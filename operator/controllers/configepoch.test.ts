@@ -7,7 +7,7 @@ import {
   type ConfigEpoch,
   type RoundConfig,
 } from "../api/index.ts";
-import { configOf, epochFor, epochProblems, roundConfigDigest } from "../protocol/configepoch.ts";
+import { configOf, epochFor, epochProblems, roundConfigDigest } from "../../protocol/configepoch.ts";
 import { CONFIG_EPOCH_MARGIN, planConfigEpochs, storedEpochs } from "./configepoch.ts";
 import { makeRun } from "./testing.ts";
 

@@ -11,7 +11,7 @@ import {
   type RoundConfig,
   type TrainingRunStatus,
 } from "../api/index.ts";
-import { changedFields, epochProblems, roundConfigDigest } from "../protocol/configepoch.ts";
+import { changedFields, epochProblems, roundConfigDigest } from "../../protocol/configepoch.ts";
 
 export { CONFIG_EPOCH_MARGIN };
 

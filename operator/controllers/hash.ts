@@ -1,6 +1,6 @@
 /** Stable hashing of JSON values: the same value gives the same hash whatever its key order. */
 import { createHash } from "node:crypto";
-import { canonicalJson } from "../protocol/canonical.ts";
+import { canonicalJson } from "../../protocol/canonical.ts";
 
 export { canonicalJson };
 

@@ -32,7 +32,7 @@ import { BusConnectionPool } from "../bus/pool.ts";
 import { deleteStreams, diffBus, observeRunBus } from "../bus/inventory.ts";
 import { applyBus } from "../bus/provision.ts";
 import { HotkeyResolver } from "../chain/peer-hotkeys.ts";
-import { busNames } from "../protocol/names.ts";
+import { busNames } from "../../protocol/names.ts";
 import {
   applyObject,
   applyStatus,

@@ -23,7 +23,7 @@ import {
 import { backoffDelay, type BackoffPolicy } from "../chain/backoff.ts";
 import { planBus, type BusPlan } from "../bus/provision.ts";
 import { runBusSpec, type RunHotkeys } from "../bus/runspec.ts";
-import { checkHotkey } from "../protocol/names.ts";
+import { checkHotkey } from "../../protocol/names.ts";
 import { mergeConditions, type DesiredCondition } from "./conditions.ts";
 import type { PlannedEvent } from "./peerplan.ts";
 import type { SubnetView } from "./subnet.ts";

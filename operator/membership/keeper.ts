@@ -30,8 +30,8 @@ import {
   type KubeClient,
   type Logger,
 } from "../kube/index.ts";
-import { parseMembership, type Membership } from "../protocol/membership.ts";
-import { stateKeys } from "../protocol/names.ts";
+import { parseMembership, type Membership } from "../../protocol/membership.ts";
+import { stateKeys } from "../../protocol/names.ts";
 import type { BusProgress } from "../progress/plan.ts";
 import type { HotkeyResolver } from "../chain/peer-hotkeys.ts";
 import { firstExpectedRound, graceOf, planMembership, type PeerRoundStatus, type PeerView } from "./plan.ts";

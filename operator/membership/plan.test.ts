@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { defaultGrace } from "../protocol/membership.ts";
-import { assignShards, movedShards } from "../protocol/rendezvous.ts";
+import { defaultGrace } from "../../protocol/membership.ts";
+import { assignShards, movedShards } from "../../protocol/rendezvous.ts";
 import {
   chooseValidator,
   firstExpectedRound,

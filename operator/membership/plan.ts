@@ -7,7 +7,7 @@
  * Rules:
  * - candidates are the run's miners with a known hotkey that are not suspended;
  * - a member stays while no signal has been bad for longer than its grace
- *   (operator/protocol/membership.ts): a blip does not move anyone's shards;
+ *   (protocol/membership.ts): a blip does not move anyone's shards;
  * - a non-member joins only when every signal is good now: its pod is Ready (its worker has
  *   caught up), it is not unregistered, and it heartbeats;
  * - missed rounds count the closed rounds since a member last submitted, from the round it
@@ -23,8 +23,8 @@ import {
   type InactiveReason,
   type Membership,
   type PeerSignals,
-} from "../protocol/membership.ts";
-import { assignShards } from "../protocol/rendezvous.ts";
+} from "../../protocol/membership.ts";
+import { assignShards } from "../../protocol/rendezvous.ts";
 
 export interface PeerView {
   /** CovenantPeer name. */

@@ -6,7 +6,8 @@
 // the run's state bucket, with each peer's round status.
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import { connect, nkeyAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { connectBus } from "../../protocol/bus/connection.ts";
 import { API_VERSION, TRAINING_RUN_KIND, type CovenantPeer, type TrainingRun } from "../api/index.ts";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Counter } from "prom-client";
@@ -14,7 +15,7 @@ import { applyStatus, type Controller, type Informer, type Logger, type Manager 
 import { TRAINING_RUNS } from "../controllers/resources.ts";
 import { HotkeyResolver } from "../chain/peer-hotkeys.ts";
 import { MembershipKeeper } from "../membership/keeper.ts";
-import { busNames } from "../protocol/names.ts";
+import { busNames } from "../../protocol/names.ts";
 import { planProgress, progressChanged } from "./plan.ts";
 import { BusProgressWatcher } from "./watcher.ts";
 
@@ -23,6 +24,8 @@ export const PROGRESS_FIELD_MANAGER = "covenant-progress-controller";
 export interface ProgressOptions {
   /** NATS user nkey seed of the operator (the runs' accounts grant it read access). */
   natsSeed: string;
+  /** CA of the bus's TLS certificates (a TLS hub); plain text without it. */
+  natsCaFile?: string;
   /** Safety-net resync of each run's status. */
   resyncMs?: number;
   /**
@@ -62,11 +65,12 @@ export function addProgressController(
   const connection = (url: string) => {
     let c = connections.get(url);
     if (!c) {
-      c = connect({
+      c = connectBus({
         servers: url,
         name: "covenant-operator",
-        authenticator: nkeyAuthenticator(new TextEncoder().encode(opts.natsSeed)),
-        maxReconnectAttempts: -1,
+        nkeySeed: opts.natsSeed,
+        tls: opts.natsCaFile ? { caFile: opts.natsCaFile } : undefined,
+        waitOnFirstConnect: false,
       });
       c.catch(() => connections.delete(url));
       connections.set(url, c);

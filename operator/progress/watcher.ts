@@ -5,9 +5,9 @@ import { DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg } from "@na
 import { Kvm, type KvWatchEntry } from "@nats-io/kv";
 import type { QueuedIterator } from "@nats-io/nats-core";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { parseMembership } from "../protocol/membership.ts";
-import { busNames, stateKeys } from "../protocol/names.ts";
-import { verifySelection } from "../protocol/selection.ts";
+import { parseMembership } from "../../protocol/membership.ts";
+import { busNames, stateKeys } from "../../protocol/names.ts";
+import { verifySelection } from "../../protocol/selection.ts";
 import { emptyBusProgress, parseRunSubject, type BusProgress } from "./plan.ts";
 
 export class BusProgressWatcher {

@@ -4,8 +4,8 @@
 // their own hotkey). Reads go through the worker's BusClient: deadlines, retries across
 // reconnects, the shared byte budget, and the Object Store's own size and digest check.
 import { writeFile } from "node:fs/promises";
-import { CorruptObject, PayloadTooLarge } from "../../operator/bus/client.ts";
-import type { BusClient } from "../../operator/bus/client.ts";
+import { CorruptObject, PayloadTooLarge } from "../../protocol/bus/client.ts";
+import type { BusClient } from "../../protocol/bus/client.ts";
 import { FetchError } from "./source.ts";
 import type { ShardFetcher } from "./source.ts";
 

@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { StorageType } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
-import { BusClient } from "../../operator/bus/client.ts";
+import { BusClient } from "../../protocol/bus/client.ts";
 import { MANIFEST_NAME, makeManifest, manifestText, shardEntry, shardObjectName } from "./manifest.ts";
 import type { Manifest } from "./manifest.ts";
 import { splitShard } from "./shard-bytes.ts";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { encodeShard } from "../../kernels/binding/engine.ts";
 import { tempDir } from "../../e2e/stack/paths.ts";
-import { assignShards } from "../../operator/protocol/rendezvous.ts";
+import { assignShards } from "../../protocol/rendezvous.ts";
 import { parseArgs } from "../config.ts";
 import { shardPath } from "../shards.ts";
 import { HttpsFetcher } from "./fetch-https.ts";

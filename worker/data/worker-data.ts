@@ -5,9 +5,9 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Counter, Gauge } from "prom-client";
-import { parseMembership } from "../../operator/protocol/membership.ts";
-import type { Membership } from "../../operator/protocol/membership.ts";
-import { assignShards } from "../../operator/protocol/rendezvous.ts";
+import { parseMembership } from "../../protocol/membership.ts";
+import type { Membership } from "../../protocol/membership.ts";
+import { assignShards } from "../../protocol/rendezvous.ts";
 import type { Log } from "../log.ts";
 import { ShardCache } from "./cache.ts";
 import type { ShardCacheOptions } from "./cache.ts";

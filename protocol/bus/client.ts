@@ -1,18 +1,18 @@
 // The bus client used by workers (and the operator): one NATS connection that
 // reconnects forever, every operation under a deadline, transfers under a shared
 // byte budget (back-pressure), and idempotent retries across server restarts.
-import { connect } from "@nats-io/transport-node";
 import { createHash } from "node:crypto";
-import { createInbox, nkeyAuthenticator } from "@nats-io/nats-core";
-import type { Authenticator, NatsConnection, TlsOptions } from "@nats-io/nats-core";
+import { createInbox } from "@nats-io/nats-core";
+import type { Authenticator, NatsConnection } from "@nats-io/nats-core";
 import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
 import type { JetStreamClient, JsMsg, PubAck } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { KV } from "@nats-io/kv";
 import { Objm, setSha256Backend } from "@nats-io/obj";
 import type { ObjectInfo, ObjectStore } from "@nats-io/obj";
-import { busNames, objectStream } from "../protocol/names.ts";
-import type { BusNames } from "../protocol/names.ts";
+import { busNames, objectStream } from "../names.ts";
+import type { BusNames } from "../names.ts";
+import { connectBus, type BusTls } from "./connection.ts";
 import { ByteBudget, TimeoutError, withTimeout } from "./limiter.ts";
 
 // Node's SHA-256 instead of the library's browser-safe pure-JS default (several
@@ -37,7 +37,7 @@ export interface BusClientOptions {
    * or the PEM text itself); without it the system's trusted CAs are used if the
    * server asks for TLS. A server that does not offer TLS is refused.
    */
-  tls?: { caFile?: string; caPem?: string };
+  tls?: BusTls;
   /** Deadline of one request or publish acknowledgement (ms, default 10 s). */
   requestTimeoutMs?: number;
   /** Bytes of payload transfers in flight at once (default 512 MiB). */
@@ -110,17 +110,7 @@ export class BusClient {
   }
 
   static async connect(opts: BusClientOptions): Promise<BusClient> {
-    const nc = await connect({
-      servers: opts.servers.split(",").map((s) => s.trim()),
-      name: opts.name,
-      authenticator: authenticators(opts),
-      tls: tlsOptions(opts.tls),
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 250,
-      waitOnFirstConnect: true,
-      timeout: opts.requestTimeoutMs ?? 10_000,
-      pingInterval: 5_000,
-    });
+    const nc = await connectBus({ ...opts, timeoutMs: opts.requestTimeoutMs });
     const client = new BusClient(nc, opts);
     void (async () => {
       for await (const s of nc.status()) {
@@ -392,23 +382,6 @@ export class BusClient {
 }
 
 /** The login answers to give the server: an nkey signature, a custom authenticator, or both. */
-function authenticators(opts: BusClientOptions): Authenticator | Authenticator[] | undefined {
-  const all: Authenticator[] = [];
-  if (opts.nkeySeed) all.push(nkeyAuthenticator(new TextEncoder().encode(opts.nkeySeed)));
-  if (opts.authenticator) all.push(opts.authenticator);
-  return all.length > 1 ? all : all[0];
-}
-
-/**
- * The transport's TLS options. An object (even empty) makes the client insist on TLS;
- * hostname and chain verification stay on (the transport's default rejectUnauthorized).
- */
-function tlsOptions(tls: BusClientOptions["tls"]): TlsOptions | undefined {
-  if (!tls) return undefined;
-  if (tls.caFile && tls.caPem) throw new Error("tls: give caFile or caPem, not both");
-  return tls.caFile ? { caFile: tls.caFile } : tls.caPem ? { ca: tls.caPem } : {};
-}
-
 /** The Object Store records "SHA-256=" and the digest in base64url (hex from some old writers). */
 function sameDigest(recorded: string, digest: Buffer): boolean {
   const text = recorded.replace(/^SHA-256=/, "");

@@ -12,7 +12,7 @@ import {
   type ConfigEpoch,
   type ResolvedRunConfig,
   type RoundConfig,
-} from "../api/runconfig.ts";
+} from "../operator/api/runconfig.ts";
 import { canonicalJson } from "./canonical.ts";
 
 export const CONFIG_DIGEST_PATTERN = /^[0-9a-f]{64}$/;

@@ -15,7 +15,7 @@
 import type { Authenticator } from "@nats-io/nats-core";
 import type { KeyringPair } from "@polkadot/keyring/types";
 import { u8aToHex } from "@polkadot/util";
-import { checkRunId } from "../protocol/names.ts";
+import { checkRunId } from "../names.ts";
 import type { PeerRole } from "./auth.ts";
 
 export const LOGIN_DOMAIN = "covenant-nats-login";

@@ -31,7 +31,7 @@ export interface Selection {
   /** Submissions refused or penalised, by hotkey. */
   rejected: Record<string, RejectReason>;
   /**
-   * Digest of the round-level run config the round ran under (operator/protocol/configepoch.ts);
+   * Digest of the round-level run config the round ran under (protocol/configepoch.ts);
    * every peer applies the round's outer step with that config. Absent from older validators.
    */
   config?: string;

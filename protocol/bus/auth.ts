@@ -11,7 +11,7 @@
 // another peer's payload or selection whatever client it runs.
 // Users authenticate with NATS nkeys (ed25519): only public keys appear here, the
 // seeds stay in each peer's credentials Secret.
-import { busNames, kvStream, objectStream } from "../protocol/names.ts";
+import { busNames, kvStream, objectStream } from "../names.ts";
 
 export type PeerRole = "miner" | "validator";
 
