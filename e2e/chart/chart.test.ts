@@ -84,6 +84,26 @@ describe("Helm chart", { timeout: 240_000 }, () => {
     assert.ok(args.includes("--chain=false"));
     assert.equal(withBus.volumes?.[0]?.secret?.secretName, "operator-nats");
     assert.equal(withBus.containers[0]!.volumeMounts?.[0]?.mountPath, "/etc/covenant/nats");
+    assert.ok(args.includes("--provision-bus=false"), "only the organiser's operator provisions");
+    // The organiser's operator on the 3-server TLS hub.
+    const organiser = await render(
+      "bus.credentialsSecret=operator-nats",
+      "bus.provision=true",
+      "bus.replicas=3",
+      "bus.caSecret=hub-ca",
+    );
+    const hubArgs = organiser.containers[0]!.args;
+    for (const a of ["--provision-bus=true", "--bus-replicas=3", "--nats-ca=/etc/covenant/nats-ca/ca.crt"]) {
+      assert.ok(hubArgs.includes(a), `${a} in ${hubArgs.join(" ")}`);
+    }
+    assert.deepEqual(
+      organiser.volumes?.map((v) => v.secret?.secretName),
+      ["operator-nats", "hub-ca"],
+    );
+    assert.deepEqual(
+      organiser.containers[0]!.volumeMounts?.map((m) => m.mountPath),
+      ["/etc/covenant/nats", "/etc/covenant/nats-ca"],
+    );
   });
 
   test("refuses bad values, naming the field", async () => {
@@ -95,6 +115,8 @@ describe("Helm chart", { timeout: 240_000 }, () => {
       ["watchNamespace=Bad_Name", /watchNamespace/],
       ["bus.credentialsSecret=Not_A_Name", /credentialsSecret/],
       ["bus.membership=maybe", /membership/],
+      ["bus.replicas=7", /replicas/],
+      ["bus.caSecret=Not_A_Name", /caSecret/],
     ];
     for (const [set, field] of bad) {
       await assert.rejects(
