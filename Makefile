@@ -28,7 +28,7 @@ GENERATE_TARGETS :=
 -include charts/charts.mk
 -include images/images.mk
 
-.PHONY: help setup tools build test test-node lint lint-ts format demo bench generate clean
+.PHONY: help setup tools build test test-node lint lint-ts format demo bench generate simulate clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -66,7 +66,7 @@ test: build ## run every test and print one summary
 # Unit tests sit beside the code; integration and end-to-end tests in e2e/. Each file runs in
 # its own process group under a time limit (300 s unless it declares `// test-limit: N s`), so
 # a file that hangs is stopped, named and failed instead of hanging the suite.
-TEST_FILES = $(shell find protocol operator worker admission e2e kernels/binding scripts images -name '*.test.ts' -not -path '*/node_modules/*' 2>/dev/null | sort)
+TEST_FILES = $(shell find protocol operator worker admission e2e kernels/binding scripts images scale -name '*.test.ts' -not -path '*/node_modules/*' 2>/dev/null | sort)
 test-node:
 	@mkdir -p $(RESULTS)
 	$(NODE) scripts/run-tests.ts --concurrency 2 --limit 300 --results $(RESULTS) $(TEST_FILES)
@@ -90,6 +90,9 @@ demo: build ## bring up the whole system locally and run a training run
 
 bench: build $(BENCH_TARGETS) ## run every benchmark
 	@true
+
+simulate: ## cost of a round at scale: the table and docs/images/scale-72b-utilisation.png
+	$(NODE) scale/simulate.ts
 
 clean: ## remove build outputs (keeps the cached tool binaries in bin/)
 	rm -rf build kernels/build
