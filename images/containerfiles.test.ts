@@ -114,3 +114,36 @@ test("versions.env is read strictly", () => {
   assert.throws(() => parseEnvFile("A = 1\n"), /cannot read/);
   assert.throws(() => versionsFrom({}, "0.1.0"), /NODE_VERSION is missing/);
 });
+
+test("each Containerfile copies every source directory its bundle is built from", async () => {
+  // The project's own modules an entry point reaches, packages left out: their top-level
+  // directories must all be in the bundle stage's COPY lines, or a user's build fails.
+  const { build } = await import("esbuild");
+  for (const [file, command] of [
+    ["operator", "covenant-operator"],
+    ["worker", "covenant-worker"],
+  ] as const) {
+    const app = APP_BUNDLES.find((a) => a.command === command)!;
+    const result = await build({
+      absWorkingDir: repoRoot,
+      entryPoints: [app.entry],
+      bundle: true,
+      write: false,
+      platform: "node",
+      format: "esm",
+      packages: "external",
+      metafile: true,
+      logLevel: "silent",
+    });
+    const dirs = new Set(
+      Object.keys(result.metafile.inputs)
+        .filter((i) => !i.startsWith("node_modules/"))
+        .map((i) => i.split("/")[0]!),
+    );
+    const bundleStage = containerfile(file).stages.find((s) => s.name === "bundle")!;
+    const copied = bundleStage.instructions
+      .filter((i) => i.op === "COPY" && !i.args.startsWith("--from"))
+      .map((i) => i.args.split(/\s+/)[0]!.replace(/\/$/, "").split("/")[0]!);
+    for (const d of dirs) assert.ok(copied.includes(d), `${file}/Containerfile does not copy ${d}/`);
+  }
+});
