@@ -27,6 +27,7 @@ GENERATE_TARGETS :=
 -include e2e/e2e.mk
 -include charts/charts.mk
 -include images/images.mk
+-include conformance/conformance.mk
 
 .PHONY: help setup tools build test test-node lint lint-ts format demo bench generate simulate clean
 

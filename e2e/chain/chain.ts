@@ -214,6 +214,12 @@ export class Chain extends EventEmitter<ChainEvents> {
         const list = (i: number) => (a[i]!.toJSON() as number[]).map(Number);
         return setWeights(state, ctx, tx.signer, num(0), list(1), list(2), big(3));
       }
+      case "subtensorModule.setMechanismWeights": {
+        const list = (i: number) => (a[i]!.toJSON() as number[]).map(Number);
+        if (num(1) !== 0)
+          return { ok: false, failure: { pallet: "SubtensorModule", error: "MechanismDoesNotExist" } };
+        return setWeights(state, ctx, tx.signer, num(0), list(2), list(3), big(4));
+      }
       case "subtensorModule.serveAxon":
         return serveAxon(state, ctx, tx.signer, {
           netuid: num(0),

@@ -27,6 +27,8 @@ export const invalidTx = (data: string) => new RpcError(1010, "Invalid Transacti
 export const SUPPORTED_CALLS = [
   "subtensorModule.burnedRegister",
   "subtensorModule.setWeights",
+  // What the SDK (10.x) sends for set_weights; only mechanism 0 exists here.
+  "subtensorModule.setMechanismWeights",
   "subtensorModule.serveAxon",
   "commitments.setCommitment",
 ] as const;

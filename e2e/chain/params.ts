@@ -10,6 +10,13 @@ export function hexParam(v: unknown, name: string): string {
   return v.toLowerCase();
 }
 
+/** Bytes as a node's serde accepts them: hex with or without the 0x prefix; returns 0x-prefixed lowercase. */
+export function bytesParam(v: unknown, name: string): string {
+  const s = typeof v === "string" && !v.startsWith("0x") ? `0x${v}` : v;
+  if (typeof s !== "string" || !isHex(s)) throw invalidParams(`${name} must be hex bytes`);
+  return s.toLowerCase();
+}
+
 export function optHash(v: unknown, name = "hash"): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== "string" || !isHex(v, 256))

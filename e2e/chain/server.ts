@@ -10,7 +10,9 @@ import { u8aToHex, hexToU8a, compactAddLength } from "@polkadot/util";
 import { Chain, type Block } from "./chain.ts";
 import { RpcError } from "./extrinsics.ts";
 import { neuronLite, neuronsLite } from "./neurons.ts";
-import { accountParam, hexParam, intParam, invalidParams, optHash } from "./params.ts";
+import { accountParam, bytesParam, hexParam, intParam, invalidParams, optHash } from "./params.ts";
+import { cachedMetadataAt, METADATA_VERSIONS } from "./metadata-versions.ts";
+import { runtimeApiCall } from "./runtime-apis.ts";
 import { TEST_NAMESPACE, testHandlers } from "./testing.ts";
 
 export interface ServerOptions {
@@ -234,27 +236,28 @@ export class ChainServer {
       state_unsubscribeRuntimeVersion: unsub,
       chain_subscribeRuntimeVersion: (_p, c) => this.handlers.state_subscribeRuntimeVersion!([], c),
       chain_unsubscribeRuntimeVersion: unsub,
+      // A node answers with the runtime's default metadata, V14; V15/V16 come through state_call.
       state_getMetadata: ([hash]) => {
         this.block(hash);
-        return u8aToHex(rt.metadataBytes);
+        return u8aToHex(cachedMetadataAt(rt.metadataBytes, 14)!);
       },
-      state_getStorage: ([key, hash]) => this.storageAt(hash).storage.get(hexParam(key, "key")) ?? null,
+      state_getStorage: ([key, hash]) => this.storageAt(hash).storage.get(bytesParam(key, "key")) ?? null,
       state_getStorageHash: ([key, hash]) => {
-        const v = this.storageAt(hash).storage.get(hexParam(key, "key"));
+        const v = this.storageAt(hash).storage.get(bytesParam(key, "key"));
         return v === undefined ? null : u8aToHex(rt.registry.hash(hexToU8a(v)));
       },
       state_getStorageSize: ([key, hash]) => {
-        const v = this.storageAt(hash).storage.get(hexParam(key, "key"));
+        const v = this.storageAt(hash).storage.get(bytesParam(key, "key"));
         return v === undefined ? null : (v.length - 2) / 2;
       },
       state_queryStorageAt: ([keys, hash]) => {
         if (!Array.isArray(keys)) throw invalidParams("keys must be an array of hex keys");
         const { block, storage } = this.storageAt(hash);
-        const ks = keys.map((k, i) => hexParam(k, `keys[${i}]`));
+        const ks = keys.map((k, i) => bytesParam(k, `keys[${i}]`));
         return [{ block: block.hash, changes: ks.map((k) => [k, storage.get(k) ?? null]) }];
       },
       state_getKeysPaged: ([prefix, count, startKey, hash]) => {
-        const p = prefix === null || prefix === undefined ? "0x" : hexParam(prefix, "prefix");
+        const p = prefix === null || prefix === undefined ? "0x" : bytesParam(prefix, "prefix");
         const n = intParam(count, "count", 1, 1000);
         const start = startKey === null || startKey === undefined ? "" : hexParam(startKey, "startKey");
         const { storage } = this.storageAt(hash);
@@ -264,13 +267,13 @@ export class ChainServer {
           .slice(0, n);
       },
       state_getKeys: ([prefix, hash]) => {
-        const p = hexParam(prefix, "prefix");
+        const p = bytesParam(prefix, "prefix");
         return [...this.storageAt(hash).storage.keys()].filter((k) => k.startsWith(p)).sort();
       },
       state_subscribeStorage: ([keys], c) => {
         if (!Array.isArray(keys) || keys.length === 0)
           throw invalidParams("keys must be a non-empty array of hex keys");
-        const ks = keys.map((k, i) => hexParam(k, `keys[${i}]`));
+        const ks = keys.map((k, i) => bytesParam(k, `keys[${i}]`));
         return this.subscribe(c, "state_storage", (emit) => {
           const last = new Map<string, string | null>();
           const send = (b: Block, all: boolean) => {
@@ -289,9 +292,9 @@ export class ChainServer {
       state_unsubscribeStorage: unsub,
       state_call: ([method, data, hash]) => {
         if (typeof method !== "string") throw invalidParams("method must be a string");
-        const input = hexToU8a(hexParam(data ?? "0x", "data"));
+        const input = hexToU8a(bytesParam(data ?? "0x", "data"));
         const { state } = this.storageAt(hash);
-        return u8aToHex(this.runtimeCall(method, input, state));
+        return u8aToHex(this.runtimeCall(method, input, state, this.storageAt(hash).block.number));
       },
       chain_subscribeNewHeads: (_p, c) => this.subscribe(c, "chain_newHead", (emit) => this.headSub(emit)),
       chain_unsubscribeNewHeads: unsub,
@@ -342,6 +345,18 @@ export class ChainServer {
       },
       author_unwatchExtrinsic: unsub,
     };
+    // Aliases a substrate node registers for the same methods (sc-rpc-api), which older clients use.
+    const aliases: Record<string, string> = {
+      chain_getHead: "chain_getBlockHash",
+      chain_getFinalisedHead: "chain_getFinalizedHead",
+      state_getStorageAt: "state_getStorage",
+      state_getStorageHashAt: "state_getStorageHash",
+      state_getStorageSizeAt: "state_getStorageSize",
+      state_getKeysPagedAt: "state_getKeysPaged",
+      state_callAt: "state_call",
+      account_nextIndex: "system_accountNextIndex",
+    };
+    for (const [alias, target] of Object.entries(aliases)) h[alias] = h[target]!;
     for (const [name, fn] of Object.entries(testHandlers)) {
       h[`${TEST_NAMESPACE}_${name}`] = (params) => fn(chain, params);
     }
@@ -355,7 +370,12 @@ export class ChainServer {
     return this.onBlocks((b) => emit(header(pick(b))));
   }
 
-  private runtimeCall(method: string, input: Uint8Array, state: Block["state"] & object): Uint8Array {
+  private runtimeCall(
+    method: string,
+    input: Uint8Array,
+    state: Block["state"] & object,
+    block: number,
+  ): Uint8Array {
     const rt = this.chain.rt;
     const u16 = (bytes: Uint8Array, at: number) => {
       if (bytes.length < at + 2)
@@ -366,7 +386,7 @@ export class ChainServer {
       case "Core_version":
         return rt.registry.createType("RuntimeVersion", rt.version).toU8a();
       case "Metadata_metadata_versions":
-        return rt.registry.createType("Vec<u32>", [16]).toU8a();
+        return rt.registry.createType("Vec<u32>", [...METADATA_VERSIONS]).toU8a();
       case "Metadata_metadata_at_version": {
         if (input.length !== 4)
           throw new RpcError(
@@ -375,10 +395,11 @@ export class ChainServer {
             "Execution failed: Could not decode input of Metadata_metadata_at_version",
           );
         const v = input[0]! | (input[1]! << 8) | (input[2]! << 16) | (input[3]! << 24);
-        return v === 16 ? new Uint8Array([1, ...compactAddLength(rt.metadataBytes)]) : new Uint8Array([0]);
+        const md = cachedMetadataAt(rt.metadataBytes, v);
+        return md ? new Uint8Array([1, ...compactAddLength(md)]) : new Uint8Array([0]);
       }
       case "Metadata_metadata":
-        return compactAddLength(rt.metadataBytes);
+        return compactAddLength(cachedMetadataAt(rt.metadataBytes, 14)!);
       case "AccountNonceApi_account_nonce": {
         if (input.length !== 32)
           throw new RpcError(
@@ -397,8 +418,11 @@ export class ChainServer {
         if (input.length !== 4)
           throw new RpcError(4003, "Client error", `Execution failed: Could not decode input of ${method}`);
         return neuronLite(rt, state, u16(input, 0), u16(input, 2));
-      default:
+      default: {
+        const out = runtimeApiCall(rt, state, method, input, BigInt(block));
+        if (out) return out;
         throw new RpcError(4003, "Client error", `Execution failed: Exported method ${method} is not found`);
+      }
     }
   }
 }

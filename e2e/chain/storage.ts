@@ -101,6 +101,8 @@ export function materializeState(rt: Runtime, state: ChainState): StorageMap {
     ns.forEach((x, uid) => {
       w.put("subtensorModule", "keys", [n, uid], x.hotkey);
       w.put("subtensorModule", "uids", [n, x.hotkey], uid);
+      // The SDK lists a hotkey's subnets from this map (get_netuids_for_hotkey).
+      w.put("subtensorModule", "isNetworkMember", [x.hotkey, n], true);
       w.put("subtensorModule", "blockAtRegistration", [n, uid], x.blockAtRegistration);
       w.put("subtensorModule", "totalHotkeyAlpha", [x.hotkey, n], x.stake);
       if (x.weights.length) w.put("subtensorModule", "weights", [n, uid], x.weights);
