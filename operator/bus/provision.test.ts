@@ -65,3 +65,12 @@ test("replicas outside 1..5 or not whole are refused", () => {
       new RegExp(`replicas ${replicas} must be an integer from 1 to 5`),
     );
 });
+
+test("the duplicates window never exceeds the stream's retention (JetStream refuses it)", () => {
+  // 7 rounds of 15 s: 105 s of retention, shorter than the 2-minute default window.
+  const short = planBus({ ...spec, roundMs: 15_000, retainRounds: 7 });
+  assert.equal(short.stream.max_age, nanos(105_000));
+  assert.equal(short.stream.duplicate_window, nanos(105_000));
+  const long = planBus(spec);
+  assert.equal(long.stream.duplicate_window, nanos(120_000), "the default window when retention is longer");
+});

@@ -50,6 +50,7 @@ export interface BusPlan {
     | "storage"
     | "discard"
     | "max_age"
+    | "duplicate_window"
     | "max_msg_size"
     | "max_msgs_per_subject"
     | "max_bytes"
@@ -110,6 +111,9 @@ export function planBus(spec: BusSpec): BusPlan {
       storage: StorageType.File,
       discard: DiscardPolicy.Old,
       max_age: nanos(retainMs),
+      // JetStream refuses a duplicates window longer than max_age (its default is 2 min), so a
+      // run with short rounds, or a change that shortens retention, sets both together.
+      duplicate_window: nanos(Math.min(DEFAULT_DUPLICATE_WINDOW_MS, retainMs)),
       max_msg_size: MAX_BUS_MESSAGE_BYTES,
       // A peer republishing its own subject cannot grow the stream without bound.
       max_msgs_per_subject: 64,
@@ -126,6 +130,9 @@ export function planBus(spec: BusSpec): BusPlan {
     replicas,
   };
 }
+
+/** JetStream's default duplicates window (2 min). */
+export const DEFAULT_DUPLICATE_WINDOW_MS = 120_000;
 
 async function ensureStream(jsm: JetStreamManager, cfg: BusPlan["stream"]): Promise<void> {
   let exists = true;
@@ -172,8 +179,13 @@ async function alignStream(
 ): Promise<void> {
   const info = await jsm.streams.info(name);
   const have = info.config as unknown as Record<string, unknown>;
-  const changed = Object.entries(want).filter(([k, v]) => have[k] !== v);
-  if (changed.length) await jsm.streams.update(name, Object.fromEntries(changed));
+  const changed: Record<string, unknown> = Object.fromEntries(
+    Object.entries(want).filter(([k, v]) => have[k] !== v),
+  );
+  // A shorter max_age must not leave a longer duplicates window behind (JetStream refuses it).
+  const maxAge = changed.max_age as number | undefined;
+  if (maxAge && maxAge > 0 && Number(have.duplicate_window ?? 0) > maxAge) changed.duplicate_window = maxAge;
+  if (Object.keys(changed).length) await jsm.streams.update(name, changed);
 }
 
 /**
