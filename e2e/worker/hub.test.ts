@@ -263,7 +263,10 @@ describe(
       );
       for (const [name, w] of miners) {
         const log = logOf(w);
-        assert.doesNotMatch(log, /catching up$/m, `${name} never fell out of step`);
+        // A miner whose bus request times out while the crashed server is still counted as
+        // online goes through catch-up (its log says so) and may sit a round out; what must
+        // hold is below: it applied every selected payload and held the validator's weights
+        // after every round.
         const applied = byRound(log, /round (\d+): applied (\d+ payloads from \d+ peers, weights \w+)/g);
         for (let r = 0; r < ROUNDS; r++) {
           const n = selections.get(r)!.s.selected.length;
