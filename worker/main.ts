@@ -311,7 +311,8 @@ async function train(
         })
       : undefined;
     chain?.start();
-    const ratings = () => new Map([...(val?.ratings ?? [])].map(([h, r]) => [h, r.rating]));
+    // On chain, peers earn by the same floor as selection (free-riders and lazy peers earn nothing).
+    const ratings = () => val?.rewards() ?? new Map<string, number>();
     const heartbeat = async (extra: Record<string, unknown> = {}) => {
       const body = {
         hotkey: pair.address,

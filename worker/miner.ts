@@ -9,6 +9,10 @@ import { stateKeys } from "../protocol/names.ts";
 import type { Tensors } from "./kernels.ts";
 import { tensorSize } from "./kernels.ts";
 import type { Replica } from "./replica.ts";
+import { corrupt, FAULT_ENV, faultAt, parseFault, stepsUnder } from "./test-fault-injection.ts";
+
+/** TEST FAULT INJECTION ONLY (the adversarial suite); undefined in every real run. */
+const TEST_FAULT = parseFault(process.env[FAULT_ENV]);
 
 export interface RoundReport {
   round: number;
@@ -100,7 +104,9 @@ export class Miner {
     const start = r.theta;
     r.engine.setParameters(start);
     const t0 = performance.now();
-    const trained = await r.engine.train(cfg.innerSteps);
+    // TEST FAULT INJECTION (off unless COVENANT_TEST_FAULT_INJECTION is set): test-fault-injection.ts.
+    const fault = faultAt(TEST_FAULT, round);
+    const trained = await r.engine.train(stepsUnder(fault, cfg.innerSteps));
     const elapsed = (performance.now() - t0) / 1000;
     for (let i = 0; i < cfg.innerSteps; i++) r.metrics.innerStepSeconds.observe(elapsed / cfg.innerSteps);
     r.metrics.tokens.inc(trained.tokens);
@@ -117,6 +123,7 @@ export class Miner {
       return d;
     });
     r.engine.setParameters(start);
+    corrupt(fault, deltas, round);
 
     const c0 = performance.now();
     let payload: Uint8Array;
@@ -139,7 +146,9 @@ export class Miner {
     await r.bus.publish(
       r.bus.names.submit(round, this.pair.address),
       encodeAnnouncement(envelope),
-      `${round}-${envelope.digest}`,
+      // The stream deduplicates by this id across every subject: it names the hotkey, or a
+      // second peer's identical payload (two free-riders' zeros) would be dropped unseen.
+      `${round}-${this.pair.address}-${envelope.digest}`,
     );
     r.metrics.payloadBytes.inc({ direction: "sent" }, payload.length);
     report.payloadBytes = payload.length;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { choose, findCopies, overlap, roundScore, updateRatings } from "./scoring.ts";
+import { acceptable, choose, evaluationClip, rewards, roundScore, updateRatings } from "./scoring.ts";
 import type { Outcome, PeerRating } from "./scoring.ts";
 
 const near = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-12, `${a} != ${b}`);
@@ -67,28 +67,24 @@ test("missing rounds decay the rating x0.75, x0.5, then 0; invalid or copied zer
   assert.ok(r.get("c")!.rating > 0.1 * 0.99 && r.get("c")!.indicator > 0);
 });
 
-test("copies are the later of two uploads whose kept indices overlap", () => {
-  assert.equal(overlap([1, 2, 3, 4], [3, 4, 5, 6]), 0.5);
-  assert.equal(overlap([], [1]), 0);
-  const copies = findCopies(
-    [
-      { hotkey: "copier", order: 9, indices: [1, 2, 3, 4, 5] },
-      { hotkey: "honest", order: 3, indices: [1, 2, 3, 4, 6] },
-      { hotkey: "other", order: 5, indices: [7, 8, 9, 10, 11] },
-    ],
-    0.8,
-  );
-  assert.deepEqual([...copies], [["copier", "honest"]]);
+const rated = (rating: number, scored = 5): PeerRating => ({
+  rating,
+  indicator: 0,
+  missed: 0,
+  rounds: scored,
+  scored,
 });
+const cand = (hotkey: string, score?: number) => ({ hotkey, digest: hotkey, score });
 
-test("selection takes the best G by rating and the next ones as reserves, deterministically", () => {
+test("selection takes the best G acceptable by rating and the next ones as reserves, deterministically", () => {
   const ratings = new Map<string, PeerRating>([
-    ["a", { rating: 0.1, indicator: 0, missed: 0, rounds: 1 }],
-    ["b", { rating: 0.3, indicator: 0, missed: 0, rounds: 1 }],
-    ["c", { rating: 0.2, indicator: 0, missed: 0, rounds: 1 }],
+    ["a", rated(0.05)],
+    ["b", rated(0.3)],
+    ["c", rated(0.2)],
+    ["d", rated(0.15)],
   ]);
-  const cands = ["a", "b", "c", "d"].map((hotkey) => ({ hotkey, digest: hotkey }));
-  const { selected, reserves } = choose(cands, ratings, 2, 1);
+  const cands = ["a", "b", "c", "d"].map((h) => cand(h, 0.01));
+  const { selected, reserves, refused } = choose(cands, ratings, 2, 1);
   assert.deepEqual(
     selected.map((c) => c.hotkey),
     ["b", "c"],
@@ -96,7 +92,118 @@ test("selection takes the best G by rating and the next ones as reserves, determ
   );
   assert.deepEqual(
     reserves.map((c) => c.hotkey),
-    ["a"],
+    ["d"],
   );
-  assert.deepEqual(choose([...cands].reverse(), ratings, 2, 1), { selected, reserves });
+  assert.deepEqual([...refused.keys()], ["a"], "0.05 is below half the median 0.175");
+  assert.deepEqual(selected[0], { hotkey: "b", digest: "b" }, "picks carry hotkey and digest only");
+  assert.deepEqual(choose([...cands].reverse(), ratings, 2, 1), { selected, reserves, refused });
+});
+
+test("a harmful or useless payload is never aggregated, even with places to spare", () => {
+  const ratings = new Map<string, PeerRating>([
+    ["honest1", rated(0.1)],
+    ["honest2", rated(0.12)],
+    ["honest3", rated(0.09)],
+    ["flip", rated(-0.2)],
+    ["zeros", rated(0)],
+    ["lazy", rated(0.02)],
+    ["turncoat", rated(0.11)],
+  ]);
+  const cands = [
+    cand("honest1", 0.05),
+    cand("honest2", 0.06),
+    cand("honest3", 0.04),
+    cand("flip", -0.1),
+    cand("zeros", 0),
+    cand("lazy", 0.01),
+    // A good history does not carry a payload that hurts this round.
+    cand("turncoat", -0.02),
+    // Not evaluated (no score): never aggregated.
+    cand("unscored"),
+  ];
+  const { selected, reserves, refused } = choose(cands, ratings, 20, 10);
+  assert.deepEqual(
+    selected.map((c) => c.hotkey),
+    ["honest1", "honest2", "honest3"],
+  );
+  assert.deepEqual(reserves, [], "refused payloads do not wait as reserves");
+  assert.deepEqual([...refused.keys()].sort(), ["flip", "lazy", "turncoat", "unscored", "zeros"]);
+  assert.match(refused.get("turncoat")!, /round score/);
+  assert.match(refused.get("lazy")!, /below 0.5 x median/);
+});
+
+test("with G smaller than the acceptable payloads, reserves take the places refused ones free", () => {
+  const ratings = new Map<string, PeerRating>([
+    ["a", rated(0.5)],
+    ["b", rated(0.4)],
+    ["c", rated(0.3)],
+    ["d", rated(0.3)],
+  ]);
+  // The best-rated one hurts this round: the next ones move up.
+  const { selected, reserves } = choose(
+    [cand("a", -0.01), cand("b", 0.02), cand("c", 0.02), cand("d", 0.02)],
+    ratings,
+    2,
+    1,
+  );
+  assert.deepEqual(
+    selected.map((c) => c.hotkey),
+    ["b", "c"],
+  );
+  assert.deepEqual(
+    reserves.map((c) => c.hotkey),
+    ["d"],
+  );
+});
+
+test("new peers are judged by their round score against the other new peers' during warm-up", () => {
+  const ratings = new Map<string, PeerRating>([["old", rated(0.2)]]);
+  const v = acceptable(
+    [cand("old", 0.05), cand("new1", 0.04), cand("new2", 0.05), cand("new3", 0.01), cand("new4", -0.01)],
+    ratings,
+    { ratingFloor: 0.5, minRoundScore: 0, warmupRounds: 2 },
+  );
+  assert.deepEqual(
+    [...v].filter(([, x]) => x.ok).map(([h]) => h),
+    ["old", "new1", "new2"],
+  );
+  assert.match((v.get("new3") as { why: string }).why, /warm-up/);
+  // ratingFloor 0 keeps only the sign rules.
+  const lax = acceptable([cand("new3", 0.01), cand("new1", 0.04)], ratings, {
+    ratingFloor: 0,
+    minRoundScore: 0,
+    warmupRounds: 2,
+  });
+  assert.ok([...lax.values()].every((x) => x.ok));
+});
+
+test("weights on chain follow the selection floor: free-riders, lazy and new peers earn nothing", () => {
+  const w = rewards(
+    new Map<string, PeerRating>([
+      ["h1", rated(0.1)],
+      ["h2", rated(0.12)],
+      ["h3", rated(0.08)],
+      ["zeros", rated(0)],
+      ["lazy", rated(0.01)],
+      ["flip", rated(-0.3)],
+      ["new", rated(0.2, 1)],
+    ]),
+  );
+  assert.deepEqual(Object.fromEntries(w), {
+    h1: 0.1,
+    h2: 0.12,
+    h3: 0.08,
+    zeros: 0,
+    lazy: 0,
+    flip: 0,
+    new: 0,
+  });
+});
+
+test("the evaluation clip comes from the last selection, so free-riders cannot zero it", () => {
+  // Five zero payloads and three honest ones: the round's median norm would be 0.
+  const norms = [[0], [0], [0], [0], [0], [2], [3], [4]];
+  assert.deepEqual(evaluationClip(undefined, norms, 1), [3], "before any selection: nonzero norms only");
+  assert.deepEqual(evaluationClip([2.5], norms, 1), [2.5], "after one: the selected payloads' median");
+  assert.deepEqual(evaluationClip(undefined, [[0], [0]], 1), [0]);
 });

@@ -5,7 +5,10 @@
 //   data? kept as a moving average (a peer training on someone else's data loses it);
 // - rating: moving average of scores, decayed for missing or late rounds
 //   (x0.75, x0.5, then 0) and zeroed for invalid or copied payloads;
-// - copies: kept-index sets overlapping an earlier submission's by >= the threshold.
+// - admission: a payload is aggregated only when its evidence says it helps (acceptable());
+//   choose() fills G places and the reserves from acceptable payloads only, so a round
+//   with few acceptable payloads aggregates fewer instead of filling up with harmful ones;
+// - copies: worker/copies.ts.
 import type { RejectReason } from "../protocol/envelope.ts";
 
 export interface Evaluation {
@@ -23,6 +26,8 @@ export interface PeerRating {
   /** Consecutive rounds missed or late. */
   missed: number;
   rounds: number;
+  /** Rounds in which a payload of the peer was evaluated (its rating's evidence). */
+  scored: number;
 }
 
 export interface ScoringParams {
@@ -31,17 +36,15 @@ export interface ScoringParams {
   indicatorAlpha: number;
   /** Rating factors after 1, 2, ... consecutive misses; beyond the list, 0. */
   missDecay: readonly number[];
-  copyOverlap: number;
 }
 
 export const defaultScoring: ScoringParams = {
   alpha: 0.3,
   indicatorAlpha: 0.05,
   missDecay: [0.75, 0.5],
-  copyOverlap: 0.4,
 };
 
-const fresh = (): PeerRating => ({ rating: 0, indicator: 0, missed: 0, rounds: 0 });
+const fresh = (): PeerRating => ({ rating: 0, indicator: 0, missed: 0, rounds: 0, scored: 0 });
 
 const relative = (before: number, after: number) =>
   Number.isFinite(before) && Number.isFinite(after) && before > 0 ? (before - after) / before : -1;
@@ -84,7 +87,9 @@ export function updateRatings(
     } else {
       r.missed = 0;
       const { score, indicator } = roundScore(o.evaluation);
-      r.rating = r.rounds === 1 ? score : (1 - p.alpha) * r.rating + p.alpha * score;
+      r.scored += 1;
+      // The first evaluation is the whole evidence; an earlier zero (a miss) is not.
+      r.rating = r.scored === 1 ? score : (1 - p.alpha) * r.rating + p.alpha * score;
       r.indicator = (1 - p.indicatorAlpha) * r.indicator + p.indicatorAlpha * indicator;
     }
     after.set(hotkey, r);
@@ -92,54 +97,84 @@ export function updateRatings(
   return after;
 }
 
-/** |a ∩ b| / min(|a|, |b|) of two ascending index lists. */
-export function overlap(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const n = Math.min(a.length, b.length);
-  if (n === 0) return 0;
-  let i = 0;
-  let j = 0;
-  let both = 0;
-  while (i < a.length && j < b.length) {
-    if (a[i]! === b[j]!) {
-      both++;
-      i++;
-      j++;
-    } else if (a[i]! < b[j]!) i++;
-    else j++;
-  }
-  return both / n;
-}
-
-export interface Upload {
-  hotkey: string;
-  /** Arrival order (stream sequence): the later uploader of a pair is the copier. */
-  order: number;
-  /** Ascending global indices of the kept coordinates. */
-  indices: ArrayLike<number>;
-}
-
-/** Hotkeys whose kept indices overlap an earlier upload's by at least `threshold`. */
-export function findCopies(uploads: readonly Upload[], threshold: number): Map<string, string> {
-  const sorted = [...uploads].sort((a, b) => a.order - b.order);
-  const copies = new Map<string, string>();
-  for (let j = 1; j < sorted.length; j++) {
-    for (let i = 0; i < j; i++) {
-      if (overlap(sorted[i]!.indices, sorted[j]!.indices) >= threshold) {
-        copies.set(sorted[j]!.hotkey, sorted[i]!.hotkey);
-        break;
-      }
-    }
-  }
-  return copies;
-}
-
 export interface Candidate {
   hotkey: string;
   digest: string;
 }
 
+/** The admission rule's parameters (spec.validator). */
+export interface AdmissionParams {
+  /**
+   * A rating must reach this fraction of the median positive rating of the round's
+   * candidates (the honest reference: harmful payloads have non-positive ratings and do
+   * not move it). 0 keeps only the positive-rating requirement.
+   */
+  ratingFloor: number;
+  /** The round's own score must exceed this (0: the payload must help this round). */
+  minRoundScore: number;
+  /**
+   * A peer with fewer evaluated rounds than this is judged by its round score alone, held to
+   * the same floor against the median positive round score (its rating is too young to say).
+   */
+  warmupRounds: number;
+}
+
+export const defaultAdmission: AdmissionParams = { ratingFloor: 0.5, minRoundScore: 0, warmupRounds: 2 };
+
+export interface Candidate {
+  hotkey: string;
+  digest: string;
+  /** The round's score of the payload (roundScore), when it was evaluated. */
+  score?: number;
+}
+
+export type Verdict = { ok: true } | { ok: false; why: string };
+
+function medianOf(xs: number[]): number {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 /**
- * The G best eligible candidates by rating (ties by hotkey) and the next `reserves`.
+ * Whether each candidate's payload may be aggregated: its round score exceeds minRoundScore
+ * and its rating (its round score during warm-up) is positive and at least ratingFloor x the
+ * median of the positive ones. A payload without a score was not evaluated and is refused.
+ */
+export function acceptable(
+  candidates: readonly Candidate[],
+  ratings: ReadonlyMap<string, PeerRating>,
+  p: AdmissionParams = defaultAdmission,
+): Map<string, Verdict> {
+  const young = (h: string) => (ratings.get(h)?.scored ?? 0) < p.warmupRounds;
+  const evidence = (c: Candidate) => (young(c.hotkey) ? c.score : ratings.get(c.hotkey)?.rating) ?? -Infinity;
+  const positive = (cs: readonly Candidate[]) => cs.map(evidence).filter((x) => Number.isFinite(x) && x > 0);
+  const refRating = medianOf(positive(candidates.filter((c) => !young(c.hotkey))));
+  const refScore = medianOf(positive(candidates.filter((c) => young(c.hotkey))));
+  const out = new Map<string, Verdict>();
+  for (const c of candidates) {
+    const s = c.score;
+    const e = evidence(c);
+    const ref = young(c.hotkey) ? refScore : refRating;
+    const what = young(c.hotkey) ? "round score (warm-up)" : "rating";
+    if (s === undefined || !Number.isFinite(s)) out.set(c.hotkey, { ok: false, why: "not evaluated" });
+    else if (!(s > p.minRoundScore))
+      out.set(c.hotkey, { ok: false, why: `round score ${s.toExponential(2)} <= ${p.minRoundScore}` });
+    else if (!(e > 0)) out.set(c.hotkey, { ok: false, why: `${what} ${e.toExponential(2)} not positive` });
+    else if (e < p.ratingFloor * ref)
+      out.set(c.hotkey, {
+        ok: false,
+        why: `${what} ${e.toExponential(2)} below ${p.ratingFloor} x median ${ref.toExponential(2)}`,
+      });
+    else out.set(c.hotkey, { ok: true });
+  }
+  return out;
+}
+
+/**
+ * The G best candidates by rating (ties by hotkey) and the next `reserves`, from the ones
+ * `acceptable()` admits: a refused payload neither takes a place nor waits as a reserve.
  * Deterministic: the same ratings and candidates give the same lists.
  */
 export function choose(
@@ -147,9 +182,60 @@ export function choose(
   ratings: ReadonlyMap<string, PeerRating>,
   gather: number,
   reserves: number,
-): { selected: Candidate[]; reserves: Candidate[] } {
+  admission: AdmissionParams = defaultAdmission,
+): { selected: Candidate[]; reserves: Candidate[]; refused: Map<string, string> } {
+  const verdicts = acceptable(candidates, ratings, admission);
+  const refused = new Map<string, string>();
+  for (const [h, v] of verdicts) if (!v.ok) refused.set(h, v.why);
   const key = (c: Candidate) => ratings.get(c.hotkey)?.rating ?? 0;
-  const ranked = [...candidates].sort((a, b) => key(b) - key(a) || (a.hotkey < b.hotkey ? -1 : 1));
+  const ranked = candidates
+    .filter((c) => !refused.has(c.hotkey))
+    .sort((a, b) => key(b) - key(a) || (a.hotkey < b.hotkey ? -1 : 1));
   const selected = ranked.slice(0, gather).sort((a, b) => (a.hotkey < b.hotkey ? -1 : 1));
-  return { selected, reserves: ranked.slice(gather, gather + reserves) };
+  const strip = ({ hotkey, digest }: Candidate): Candidate => ({ hotkey, digest });
+  return {
+    selected: selected.map(strip),
+    reserves: ranked.slice(gather, gather + reserves).map(strip),
+    refused,
+  };
+}
+
+/**
+ * What each peer earns on chain: its rating where it clears the same floor as selection
+ * (positive, and at least ratingFloor x the median positive rating of the peers with a full
+ * warm-up), else 0. Free-riders (zero updates score 0) and lazy peers below the floor earn
+ * nothing; a peer still in warm-up earns nothing yet either.
+ */
+export function rewards(
+  ratings: ReadonlyMap<string, PeerRating>,
+  p: AdmissionParams = defaultAdmission,
+): Map<string, number> {
+  const grown = [...ratings].filter(([, r]) => r.scored >= Math.max(1, p.warmupRounds));
+  const ref = medianOf(grown.map(([, r]) => r.rating).filter((x) => Number.isFinite(x) && x > 0));
+  const isGrown = new Set(grown.map(([h]) => h));
+  const out = new Map<string, number>();
+  for (const [h, r] of ratings) {
+    const ok = isGrown.has(h) && r.rating > 0 && r.rating >= p.ratingFloor * ref;
+    out.set(h, ok ? r.rating : 0);
+  }
+  return out;
+}
+
+/**
+ * The norms the evaluation clips each payload to, per tensor. Not the median of the round's
+ * submissions: submitters choose those, and a majority of free-riders (zero norms) would
+ * clip every honest step to nothing and score it 0. Instead the median norm of the payloads
+ * the last selection admitted (close to this round's, norms drift slowly); before any
+ * selection, the median of this round's nonzero norms.
+ */
+export function evaluationClip(
+  selectedBefore: readonly number[] | undefined,
+  norms: readonly (readonly number[])[],
+  tensors: number,
+): number[] {
+  if (selectedBefore) return [...selectedBefore];
+  return Array.from({ length: tensors }, (_, t) => {
+    const xs = norms.map((n) => n[t]!).filter((x) => x > 0);
+    return xs.length > 0 ? medianOf(xs) : 0;
+  });
 }

@@ -1,8 +1,9 @@
 // The validator's round: collect the round's announcements until every member has
 // submitted or the deadline passes; verify each (signature, subject, size, digest,
-// codec); flag copies by kept-index overlap; score the rest by the loss change of a
-// median-clipped step on the submitter's assigned data and on random data; update
-// ratings with penalties; select G plus reserves; publish the signed selection;
+// codec); flag copies by what earlier submissions of the round explain (copies.ts); score
+// the rest by the loss change of a median-clipped step on the submitter's assigned data
+// and on random data; update ratings with penalties; select G plus reserves among the
+// payloads the admission rule accepts (scoring.ts); publish the signed selection;
 // apply it like every peer; checkpoint every K rounds.
 import type { KeyringPair } from "@polkadot/keyring/types";
 import type { RejectReason, SignedEnvelope } from "../protocol/envelope.ts";
@@ -14,8 +15,19 @@ import type { Tensors } from "./kernels.ts";
 import { readMembership } from "./miner.ts";
 import type { Membership } from "../protocol/membership.ts";
 import type { CheckpointPointer, Replica } from "./replica.ts";
-import { choose, defaultScoring, findCopies, updateRatings } from "./scoring.ts";
-import type { Evaluation, Outcome, PeerRating, ScoringParams } from "./scoring.ts";
+import {
+  choose,
+  defaultAdmission,
+  defaultScoring,
+  evaluationClip,
+  rewards,
+  roundScore,
+  updateRatings,
+} from "./scoring.ts";
+import type { AdmissionParams, Evaluation, Outcome, PeerRating, ScoringParams } from "./scoring.ts";
+import { copyShares, defaultCopyParams, sparsify } from "./copies.ts";
+import type { CopyParams } from "./copies.ts";
+import type { ResolvedRunConfig } from "../operator/api/runconfig.ts";
 import { encodeSelection, signSelection } from "../protocol/selection.ts";
 import type { SignedSelection } from "../protocol/selection.ts";
 import type { StreamMessage } from "../protocol/bus/client.ts";
@@ -28,11 +40,34 @@ export interface ValidatorReport {
   submissions: number;
   selected: number;
   rejected: Record<string, RejectReason>;
+  /** Valid, uncopied payloads the admission rule kept out, with why. */
+  excluded: Record<string, string>;
   lossBefore: number;
+}
+
+/** The admission rule of a round's config (spec.validator; defaults for older configs). */
+export function admissionOf(v: ResolvedRunConfig["validator"]): AdmissionParams {
+  return {
+    ratingFloor: v.ratingFloor ?? defaultAdmission.ratingFloor,
+    minRoundScore: v.minRoundScore ?? defaultAdmission.minRoundScore,
+    warmupRounds: v.warmupRounds ?? defaultAdmission.warmupRounds,
+  };
+}
+
+/** The copy rule of a round's config. */
+export function copyParamsOf(v: ResolvedRunConfig["validator"]): CopyParams {
+  return { ...defaultCopyParams, threshold: v.copyThreshold ?? defaultCopyParams.threshold };
 }
 
 export class Validator {
   ratings = new Map<string, PeerRating>();
+  /**
+   * Per tensor, the median norm of the payloads selected in the last round that selected any:
+   * the clip of the validator's evaluation step (see evaluationClip).
+   */
+  #clipNorms: number[] | undefined;
+  /** The admission rule of the last closed round (the chain weights follow it too). */
+  admission: AdmissionParams = defaultAdmission;
   readonly #inbox = new Map<number, StreamMessage[]>();
   /** Stream sequences already taken in (by the consumer or a sweep). */
   readonly #taken = new Set<number>();
@@ -196,30 +231,46 @@ export class Validator {
     };
 
     // One announcement per hotkey: the first that verifies.
-    const envelopes = new Map<string, { e: SignedEnvelope; order: number }>();
+    const envelopes = new Map<string, { e: SignedEnvelope; order: number; storedMs: number }>();
     for (const m of arrived) {
       const hotkey = m.subject.split(".").at(-1)!;
       if (envelopes.has(hotkey)) continue;
       const v = checkAnnouncement(r.gather, m.subject, m.data, round, cfg.compression.wireFormat);
       if (!v.ok) refuse(hotkey, v.reason, v.detail);
-      else envelopes.set(hotkey, { e: v.value, order: m.seq });
+      else envelopes.set(hotkey, { e: v.value, order: m.seq, storedMs: m.storedMs });
     }
     const fetched = await Promise.all(
-      [...envelopes.values()].map(async ({ e, order }) => ({ e, order, v: await fetchPayload(r.gather, e) })),
+      [...envelopes.values()].map(async ({ e, order, storedMs }) => ({
+        e,
+        order,
+        storedMs,
+        v: await fetchPayload(r.gather, e),
+      })),
     );
-    const valid: { e: SignedEnvelope; order: number; payload: Uint8Array; dense: Tensors }[] = [];
-    for (const { e, order, v } of fetched) {
+    const valid: { e: SignedEnvelope; order: number; storedMs: number; dense: Tensors }[] = [];
+    for (const { e, order, storedMs, v } of fetched) {
       if (!v.ok) refuse(e.hotkey, v.reason, v.detail);
-      else valid.push({ e, order, payload: v.value, dense: r.codec.decode(v.value) });
+      else valid.push({ e, order, storedMs, dense: r.codec.decode(v.value) });
     }
 
-    // Copies: kept-index overlap with an earlier upload.
-    const copies = findCopies(
-      valid.map((s) => ({ hotkey: s.e.hotkey, order: s.order, indices: keptIndices(s.dense) })),
-      this.scoring.copyOverlap,
+    // Copies: what the round's earlier submissions together explain of each payload.
+    const copyRule = copyParamsOf(cfg.validator);
+    const shares = copyShares(
+      valid.map((s) => ({
+        hotkey: s.e.hotkey,
+        storedMs: s.storedMs,
+        seq: s.order,
+        payload: sparsify(s.dense),
+      })),
+      copyRule,
     );
-    for (const [copier, original] of copies)
-      refuse(copier, "copied", `kept indices overlap ${original.slice(0, 8)}'s`);
+    const copies = new Map([...shares].filter(([, f]) => f.share >= copyRule.threshold));
+    for (const [copier, f] of copies)
+      refuse(
+        copier,
+        "copied",
+        `${(f.share * 100).toFixed(0)}% of its values explained by ${f.earlier.length} earlier submission(s)`,
+      );
     const scored = valid.filter((s) => !copies.has(s.e.hotkey));
 
     // Scores: loss before and after a median-clipped step on own and random data.
@@ -231,14 +282,35 @@ export class Validator {
     this.ratings = updateRatings(this.ratings, members, outcomes, this.scoring);
 
     const warm = round < cfg.outer.warmupRounds;
-    const { selected, reserves } = warm
-      ? { selected: [], reserves: [] }
+    const scores = new Map(evaluations.map((ev) => [ev.hotkey, roundScore(ev).score]));
+    const { selected, reserves, refused } = warm
+      ? { selected: [], reserves: [], refused: new Map<string, string>() }
       : choose(
-          scored.map((s) => ({ hotkey: s.e.hotkey, digest: s.e.digest })),
+          scored.map((s) => ({ hotkey: s.e.hotkey, digest: s.e.digest, score: scores.get(s.e.hotkey) })),
           this.ratings,
           cfg.aggregation.gatherPeers,
           cfg.aggregation.reserves,
+          (this.admission = admissionOf(cfg.validator)),
         );
+    if (selected.length > 0) {
+      const chosen = new Set(selected.map((p) => p.hotkey));
+      const norms = scored.filter((s) => chosen.has(s.e.hotkey)).map((s) => s.dense.map(l2));
+      this.#clipNorms = r.theta.map((_, t) => median(norms.map((n) => n[t]!)));
+    }
+    // Kept out, not refused: the payload is valid, its evidence says it does not help.
+    for (const [h, why] of refused) r.log.info(`round ${round}: not aggregating ${h.slice(0, 8)}: ${why}`);
+    // One line per round with every rating, round score and copy share (what operators and the
+    // adversarial suite read to see why a peer is or is not aggregated).
+    r.log.info(
+      `round ${round}: ratings ` +
+        [...this.ratings]
+          .map(
+            ([h, x]) =>
+              `${h.slice(0, 8)}=${x.rating.toExponential(3)}/${(scores.get(h) ?? NaN).toExponential(3)}` +
+              `/${(shares.get(h)?.share ?? NaN).toFixed(3)}`,
+          )
+          .join(" "),
+    );
     const selection: SignedSelection = signSelection(
       {
         run: r.bus.names.run,
@@ -264,6 +336,7 @@ export class Validator {
       submissions: arrived.length,
       selected: selected.length,
       rejected,
+      excluded: Object.fromEntries(refused),
       lossBefore: evaluations[0]?.lossBeforeRandom ?? NaN,
     };
   }
@@ -291,7 +364,7 @@ export class Validator {
     r.engine.setParameters(theta);
     const beforeRandom = r.engine.evalLoss(random);
     const norms = subs.map((s) => s.dense.map(l2));
-    const medians = theta.map((_, t) => median(norms.map((n) => n[t]!)));
+    const medians = evaluationClip(this.#clipNorms, norms, theta.length);
     const lr = cfg.outer.learningRate * EVAL_STEP_FRACTION;
     const out: Evaluation[] = [];
     for (const [k, s] of subs.entries()) {
@@ -326,6 +399,11 @@ export class Validator {
     return out;
   }
 
+  /** What each peer earns on chain: its rating where it clears the selection floor, else 0. */
+  rewards(): Map<string, number> {
+    return rewards(this.ratings, this.admission);
+  }
+
   /** Puts the weights after `round` in the validator's checkpoint bucket and points to them. */
   async checkpoint(round: number): Promise<void> {
     const r = this.replica;
@@ -349,18 +427,4 @@ function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** Global indices (ascending) of the coordinates a payload kept: its nonzero reconstruction. */
-export function keptIndices(dense: Tensors): Uint32Array {
-  let n = 0;
-  for (const t of dense) for (let i = 0; i < t.length; i++) if (t[i] !== 0) n++;
-  const out = new Uint32Array(n);
-  let o = 0;
-  let base = 0;
-  for (const t of dense) {
-    for (let i = 0; i < t.length; i++) if (t[i] !== 0) out[o++] = base + i;
-    base += t.length;
-  }
-  return out;
 }
