@@ -1,12 +1,17 @@
 // `make demo`: the whole system on this machine and a real training run end to end.
 // A TrainingRun of llama3-tiny with three miners and a validator is applied with
-// kubectl; the operator creates the worker pods; a node agent runs them as local
-// processes on fake B200 nodes; the workers train on text found on this machine and
-// exchange SparseLoCo payloads over NATS. Progress is printed as it happens.
+// kubectl; the operator provisions the run's stream and buckets on the run's hub (three
+// nats-servers in a JetStream cluster with TLS) and creates the worker pods; a node agent
+// runs them as local processes on fake B200 nodes; the workers log in to the hub by their
+// hotkey (the admission service admits hotkeys registered on the local chain), fetch their
+// shards of text found on this machine from a nats:// bucket, and exchange SparseLoCo
+// payloads. Progress is printed as it happens.
 // Every server listens on 127.0.0.1 only and is stopped on exit.
 //
-//   --rounds N   rounds to train (default 30)
-//   --once       stop everything when the run completes (default: keep it up until Ctrl-C)
+//   --rounds N        rounds to train (default 30)
+//   --once            stop everything when the run completes (default: keep it up until Ctrl-C)
+//   --single-server   one nats-server with static per-peer nkey users and file:// data
+//                     instead of the hub
 import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot } from "./stack/paths.ts";
@@ -18,6 +23,7 @@ const arg = (name: string, fallback: number) => {
 };
 const once = process.argv.includes("--once");
 const rounds = arg("--rounds", 30);
+const bus = process.argv.includes("--single-server") ? "single" : "hub";
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s`;
 const say = (line: string) => process.stdout.write(`${elapsed()}  ${line}\n`);
@@ -28,6 +34,7 @@ const system = await startSystem({
   rounds,
   innerSteps: 8,
   roundDeadlineSeconds: 20,
+  bus,
   say,
 });
 let stopping = false;
@@ -50,7 +57,12 @@ say(`the system is up. In another terminal:
       export KUBECONFIG=${kubeconfig} PATH=${join(repoRoot, "bin")}:$PATH
       kubectl get trainingruns,covenantpeers,pods -o wide
       kubectl describe trainingrun demo
-      curl -s '${system.prom.url}/api/v1/query?query=covenant_worker_loss'
+      curl -s '${system.prom.url}/api/v1/query?query=covenant_worker_loss'${
+        system.hub
+          ? `
+      curl -s ${system.hub.admission.url}/metrics | grep covenant_admission_decisions_total`
+          : ""
+      }
 `);
 
 // The run's status as the operator writes it, whenever it changes.

@@ -1,13 +1,15 @@
 // Churn end to end: a miner's node fails mid-run. The operator drops the miner from the
 // run's membership (its shards move to the others, rounds go on without it), moves its pod
 // to a spare node, and once the new worker has caught up (Ready, heartbeating) takes it back
-// in; it trains again and holds the same weights as everyone else.
+// in; it trains again and holds the same weights as everyone else. On the run's hub: the new
+// worker logs in by its hotkey again, admitted by the auth callout.
 // test-limit: 720 s (its tests' own timeouts, plus setup)
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { CoreV1Api, CustomObjectsApi, type V1Pod } from "@kubernetes/client-node";
 import type { CovenantPeer, TrainingRun } from "../../operator/api/index.ts";
 import { startSystem, type System } from "../system.ts";
+import { metricValue } from "../worker/harness.ts";
 import { waitFor } from "../stack/wait.ts";
 
 // More rounds than the test needs: it ends once the rejoined miner has trained and caught up.
@@ -165,5 +167,17 @@ describe("churn: a miner's node fails and the miner comes back", { timeout: 600_
     assert.ok(reasons("churn").includes("MembershipChanged"));
     const run: TrainingRun = await system.readRun();
     assert.notEqual(run.status?.phase, "Failed");
+    const transport = run.status?.conditions?.find((c) => c.type === "TransportReady");
+    assert.equal(transport?.status, "True", JSON.stringify(transport));
+    // Three miners' first logins and the moved miner's, then the validator's, all by the callout.
+    const adm = await system.hub!.admission.metrics();
+    const admitted = (role: string) =>
+      metricValue(adm, "covenant_admission_decisions_total", { result: "admitted", reason: role });
+    assert.ok(admitted("miner") >= 4, `miners admitted ${admitted("miner")} times`);
+    assert.ok(admitted("validator") >= 1);
+    assert.equal(
+      metricValue(adm, "covenant_admission_decisions_total", { result: "refused", reason: "unregistered" }),
+      0,
+    );
   });
 });

@@ -1,13 +1,16 @@
 // The whole system end to end, as `make demo` runs it: a TrainingRun and its
 // CovenantPeers applied with kubectl become worker pods (operator), run as
 // processes on B200 nodes (node agent), train llama3-tiny on text from this machine
-// over NATS, and the run's progress comes back into its status until Completed.
+// (uploaded to a nats:// bucket) over the run's hub (3-server TLS JetStream cluster, peers
+// admitted by their hotkey through the auth callout, the bus objects provisioned by the
+// operator), and the run's progress comes back into its status until Completed.
 // test-limit: 720 s (its tests' own timeouts, plus setup)
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { CoreV1Api, CustomObjectsApi, type V1Pod } from "@kubernetes/client-node";
 import type { CovenantPeer } from "../../operator/api/index.ts";
 import { assignShards } from "../../protocol/rendezvous.ts";
+import { metricValue } from "../worker/harness.ts";
 import { startSystem, type System } from "../system.ts";
 import { waitFor } from "../stack/wait.ts";
 
@@ -124,7 +127,7 @@ describe("whole system", { timeout: 600_000 }, () => {
     );
   });
 
-  test("the chain: miners registered themselves, the operator follows it into status and Events", async () => {
+  test("the chain: every peer holds a uid, the operator follows it into status and Events", async () => {
     const objects = system.kube.kubeConfig().makeApiClient(CustomObjectsApi);
     const peers = (
       (await objects.listNamespacedCustomObject({
@@ -144,7 +147,8 @@ describe("whole system", { timeout: 600_000 }, () => {
       registered.every((p) => p.registered === "True" && typeof p.uid === "number"),
       JSON.stringify(registered),
     );
-    // Every peer holds its own uid; the validator's was registered before the run, with a permit.
+    // Every peer holds its own uid, registered before the run (on the hub, admission lets in
+    // registered hotkeys only); the validator's with stake and a permit.
     assert.equal(new Set(registered.map((p) => p.uid)).size, 4);
     assert.equal(registered.find((p) => p.name === "validator")?.permit, true);
     const run = await system.readRun();
@@ -157,6 +161,47 @@ describe("whole system", { timeout: 600_000 }, () => {
       return found.length > 0 ? found : undefined;
     });
     assert.equal(events[0]?.involvedObject.name, "validator");
+  });
+
+  test("the hub: the operator provisioned the run's bus, every peer was admitted by its hotkey", async () => {
+    const hub = system.hub;
+    assert.ok(hub, "the system runs on the hub");
+    const run = await system.readRun();
+    const ready = run.status?.conditions?.find((c) => c.type === "TransportReady");
+    assert.equal(ready?.status, "True", JSON.stringify(ready));
+    // Every pod's worker logged in by its hotkey with the run's CA (no NATS credentials).
+    const core = system.kube.kubeConfig().makeApiClient(CoreV1Api);
+    const pods = (await core.listNamespacedPod({ namespace: "default" })).items;
+    for (const p of pods.filter((p) => p.metadata?.labels?.["covenant.io/peer"])) {
+      const env = p.spec?.containers[0]?.env ?? [];
+      assert.ok(
+        env.some((e) => e.name === "COVENANT_BUS_CA"),
+        p.metadata?.name,
+      );
+      assert.ok(!env.some((e) => e.name === "COVENANT_NATS_CREDS"), p.metadata?.name);
+    }
+    for (const who of ["miner-1", "miner-2", "miner-3", "validator"])
+      assert.ok(
+        lines.some((l) =>
+          new RegExp(
+            `^\\[${who}\\] .*logging in to the bus at tls://\\S+ with the hotkey, TLS verified`,
+          ).test(l),
+        ),
+        `${who} logged in by its hotkey over TLS`,
+      );
+    const adm = await hub.admission.metrics();
+    const decisions = (result: string, reason: string) =>
+      metricValue(adm, "covenant_admission_decisions_total", { result, reason });
+    assert.ok(decisions("admitted", "miner") >= 3, adm);
+    assert.ok(decisions("admitted", "validator") >= 1, adm);
+    for (const reason of ["unregistered", "bad_signature", "not_validator", "wrong_run", "malformed"])
+      assert.equal(decisions("refused", reason), 0, `refused as ${reason}`);
+    // Prometheus scrapes the admission service too.
+    const up = await waitFor("admission scraped", async () => {
+      const r = await system.prom.query('up{job="covenant-admission"}');
+      return r[0]?.value === 1 ? r : undefined;
+    });
+    assert.equal(up.length, 1);
   });
 
   test("Prometheus has scraped the operator", async () => {

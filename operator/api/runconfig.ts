@@ -18,6 +18,8 @@ export const HOTKEY_DIR = "/etc/covenant/hotkey";
 export const HOTKEY_FILE = "hotkey";
 export const NATS_CREDS_DIR = "/etc/covenant/nats";
 export const NATS_CREDS_FILE = "nats.creds";
+export const BUS_CA_DIR = "/etc/covenant/bus-ca";
+export const BUS_CA_FILE = "ca.crt";
 
 export interface ResolvedRunConfig {
   apiVersion: string;
@@ -88,6 +90,7 @@ export function podConfigOf(spec: TrainingRunSpec): Record<string, unknown> {
   return {
     natsUrl: spec.transport.natsUrl,
     credentialsSecretRef: spec.transport.credentialsSecretRef,
+    caSecretRef: spec.transport.caSecretRef,
     chainEndpoint: spec.chain.endpoint,
     chainRegister: spec.chain.register,
   };

@@ -239,6 +239,10 @@ export const transportSchema = object("The NATS JetStream cluster that carries p
     string("NATS server URL(s), comma separated.", { pattern: "^(nats|tls|ws|wss)://.+$", maxLength: 2048 }),
   ),
   credentialsSecretRef: secretKeyRefSchema("NATS credentials (a .creds file)", "nats.creds"),
+  caSecretRef: secretKeyRefSchema(
+    "the CA (PEM) that signed the NATS servers' TLS certificates (a tls:// hub); mounted read-only into the worker pods",
+    "ca.crt",
+  ),
 });
 
 export const workerSchema = object("The worker pods every peer of this run runs.", {
@@ -291,6 +295,27 @@ export const validatorSchema = object(
     evaluatePeers: positiveInt("Peers scored per round.", 256, 20),
     sequences: positiveInt("Sequences of assigned and of random data per evaluation.", 1024, 8),
     setWeightsEveryRounds: positiveInt("Rounds between weight updates on chain.", 10000, 4),
+    ratingFloor: number(
+      "A payload is aggregated, and its peer earns weight on chain, only when the peer's rating is " +
+        "positive and at least this fraction of the median positive rating of the round's candidates. " +
+        "0 keeps only the positive-rating requirement (docs/security.md).",
+      { minimum: 0, maximum: 1, default: 0.5 },
+    ),
+    minRoundScore: number(
+      "A payload is aggregated only when its own round's score (relative loss improvement of a " +
+        "median-clipped step on random data) exceeds this; 0: it must help the round it is sent for.",
+      { minimum: -1, maximum: 1, default: 0 },
+    ),
+    warmupRounds: integer(
+      "Evaluated rounds during which a new peer is judged by its round score alone (against the " +
+        "median positive round score of the other new peers) and earns no weight on chain.",
+      { minimum: 0, maximum: 1000, default: 2, format: "int32" },
+    ),
+    copyThreshold: number(
+      "Share of a payload's value mass explained by the round's earlier submissions (reused values, " +
+        "or values that follow an earlier payload's levels at shared indices) that makes it a copy.",
+      { minimum: 0.05, maximum: 1, default: 0.4 },
+    ),
   },
   { default: {} },
 );

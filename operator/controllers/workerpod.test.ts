@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { fieldChange } from "../api/index.ts";
 import { controllerOptions } from "./options.ts";
 import { TEST_IMAGE, makePeer, makeRun } from "./testing.ts";
 import { desiredWorkerPod, specHashOf, workerPodName } from "./workerpod.ts";
@@ -69,6 +70,39 @@ describe("desiredWorkerPod", () => {
     );
     const any = desiredWorkerPod(makePeer("c").set("spec.placement.gpuProduct", "").defaulted(), r, opts);
     assert.deepEqual(any.spec?.nodeSelector, {});
+  });
+
+  it("mounts the bus CA a run names, read-only, for a worker that logs in by its hotkey", () => {
+    const r = makeRun("run").set("spec.transport.caSecretRef", { name: "hub-ca" }).defaulted();
+    const got = desiredWorkerPod(peer, r, opts);
+    const c = got.spec!.containers[0]!;
+    const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
+    assert.equal(env.COVENANT_BUS_CA, "/etc/covenant/bus-ca/ca.crt");
+    // No credentials Secret: no creds file, so the worker's default login is its hotkey.
+    assert.equal(env.COVENANT_NATS_CREDS, undefined);
+    assert.equal(
+      got.spec?.volumes?.some((v) => v.name === "nats-creds"),
+      false,
+    );
+    assert.deepEqual(
+      c.volumeMounts?.find((m) => m.name === "bus-ca"),
+      { name: "bus-ca", mountPath: "/etc/covenant/bus-ca", readOnly: true },
+    );
+    assert.deepEqual(got.spec?.volumes?.find((v) => v.name === "bus-ca")?.secret, {
+      secretName: "hub-ca",
+      items: [{ key: "ca.crt", path: "ca.crt" }],
+      defaultMode: 0o444,
+    });
+    // Read once by the worker: naming or changing the CA replaces the pods.
+    assert.notEqual(specHashOf(got), specHashOf(desiredWorkerPod(peer, run, opts)));
+    const other = makeRun("run").set("spec.transport.caSecretRef", { name: "hub-ca", key: "bundle.pem" });
+    assert.notEqual(specHashOf(desiredWorkerPod(peer, other.defaulted(), opts)), specHashOf(got));
+    assert.equal(fieldChange("spec.transport").change, "rollout", "spec.transport covers caSecretRef");
+    // Without one, no CA is mounted: the system's CAs verify a tls:// bus.
+    assert.equal(
+      desiredWorkerPod(peer, run, opts).spec?.containers[0]?.env?.some((e) => e.name === "COVENANT_BUS_CA"),
+      false,
+    );
   });
 
   it("the spec hash follows the spec and nothing else", () => {

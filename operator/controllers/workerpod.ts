@@ -9,6 +9,8 @@ import type { V1Pod, V1Toleration } from "@kubernetes/client-node";
 import {
   API_VERSION,
   Annotation,
+  BUS_CA_DIR,
+  BUS_CA_FILE,
   COVENANT_PEER_KIND,
   HOTKEY_DIR,
   HOTKEY_FILE,
@@ -64,6 +66,7 @@ export function desiredWorkerPod(peer: CovenantPeer, run: TrainingRun, opts: Con
     ...(placement.tolerations ?? []).map(toToleration),
   ];
   const natsRef = run.spec.transport.credentialsSecretRef;
+  const caRef = run.spec.transport.caSecretRef;
   const env = [
     { name: "COVENANT_RUN", value: run.metadata.name },
     { name: "COVENANT_PEER", value: peer.metadata.name },
@@ -103,6 +106,20 @@ export function desiredWorkerPod(peer: CovenantPeer, run: TrainingRun, opts: Con
         secretName: natsRef.name,
         items: [{ key: natsRef.key, path: NATS_CREDS_FILE }],
         defaultMode: 0o440,
+      },
+    });
+  }
+  // Without NATS credentials the worker logs in by its hotkey (admission by chain identity);
+  // a hub serving TLS with its own CA names it here, for the worker's --bus-ca.
+  if (caRef) {
+    env.push({ name: "COVENANT_BUS_CA", value: `${BUS_CA_DIR}/${BUS_CA_FILE}` });
+    volumeMounts.push({ name: "bus-ca", mountPath: BUS_CA_DIR, readOnly: true });
+    volumes.push({
+      name: "bus-ca",
+      secret: {
+        secretName: caRef.name,
+        items: [{ key: caRef.key, path: BUS_CA_FILE }],
+        defaultMode: 0o444,
       },
     });
   }
