@@ -13,24 +13,30 @@ function outputType(rt: Runtime, method: string): string {
   return rt.registry.createLookupType(m.output);
 }
 
-function lite(netuid: number, uid: number, n: Neuron): Record<string, unknown> {
+/** An axon that was never served, as the runtime reports it. */
+export const EMPTY_AXON = {
+  block: 0n,
+  version: 0,
+  ip: 0n,
+  port: 0,
+  ipType: 0,
+  protocol: 0,
+  placeholder1: 0,
+  placeholder2: 0,
+};
+/** No Prometheus endpoint served. */
+export const NO_PROMETHEUS = { block: 0n, version: 0, ip: 0n, port: 0, ipType: 0 };
+
+/** A NeuronInfoLite from the state; the full NeuronInfo adds weights and bonds to it. */
+export function lite(netuid: number, uid: number, n: Neuron): Record<string, unknown> {
   return {
     hotkey: n.hotkey,
     coldkey: n.coldkey,
     uid,
     netuid,
     active: n.active,
-    axonInfo: n.axon ?? {
-      block: 0n,
-      version: 0,
-      ip: 0n,
-      port: 0,
-      ipType: 0,
-      protocol: 0,
-      placeholder1: 0,
-      placeholder2: 0,
-    },
-    prometheusInfo: { block: 0n, version: 0, ip: 0n, port: 0, ipType: 0 },
+    axonInfo: n.axon ?? EMPTY_AXON,
+    prometheusInfo: NO_PROMETHEUS,
     stake: [[n.coldkey, n.stake]],
     rank: n.rank,
     emission: n.emission,

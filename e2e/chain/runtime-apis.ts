@@ -8,47 +8,15 @@
  */
 import type { Codec } from "@polkadot/types-codec/types";
 import { RpcError } from "./extrinsics.ts";
+import { EMPTY_AXON, lite } from "./neurons.ts";
 import type { Runtime } from "./runtime.ts";
 import type { ChainState, Neuron, Subnet } from "./state.ts";
 
 type Value = Record<string, unknown>;
 type Handler = (rt: Runtime, state: ChainState, args: Codec[], block: bigint) => unknown;
 
-const EMPTY_AXON = {
-  block: 0n,
-  version: 0,
-  ip: 0n,
-  port: 0,
-  ipType: 0,
-  protocol: 0,
-  placeholder1: 0,
-  placeholder2: 0,
-};
-const NO_PROMETHEUS = { block: 0n, version: 0, ip: 0n, port: 0, ipType: 0 };
-
 function neuronInfo(netuid: number, uid: number, n: Neuron): Value {
-  return {
-    hotkey: n.hotkey,
-    coldkey: n.coldkey,
-    uid,
-    netuid,
-    active: n.active,
-    axonInfo: n.axon ?? EMPTY_AXON,
-    prometheusInfo: NO_PROMETHEUS,
-    stake: [[n.coldkey, n.stake]],
-    rank: n.rank,
-    emission: n.emission,
-    incentive: n.incentive,
-    consensus: n.consensus,
-    trust: n.trust,
-    validatorTrust: n.validatorTrust,
-    dividends: n.dividends,
-    lastUpdate: n.lastUpdate,
-    validatorPermit: n.validatorPermit,
-    weights: n.weights,
-    bonds: [],
-    pruningScore: n.pruningScore,
-  };
+  return { ...lite(netuid, uid, n), weights: n.weights, bonds: [] };
 }
 
 /** Fields shared by the metagraph, subnet info and hyperparameters, from the subnet's parameters. */
