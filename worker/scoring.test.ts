@@ -74,7 +74,7 @@ const rated = (rating: number, scored = 5): PeerRating => ({
   rounds: scored,
   scored,
 });
-const cand = (hotkey: string, score?: number) => ({ hotkey, digest: hotkey, score });
+const cand = (hotkey: string, score?: number, own?: number) => ({ hotkey, digest: hotkey, score, own });
 
 test("selection takes the best G acceptable by rating and the next ones as reserves, deterministically", () => {
   const ratings = new Map<string, PeerRating>([
@@ -154,6 +154,36 @@ test("with G smaller than the acceptable payloads, reserves take the places refu
     reserves.map((c) => c.hotkey),
     ["d"],
   );
+});
+
+test("a noisy round is forgiven only to a payload that helps its own data and costs less than the reference", () => {
+  // Ratings median 0.01: the reference an honest payload typically gains.
+  const ratings = new Map<string, PeerRating>(
+    ["h1", "h2", "h3", "flip", "overfit", "big", "zeros"].map((h) => [h, rated(0.01)]),
+  );
+  const v = acceptable(
+    [
+      cand("h1", 5e-3, 2e-2),
+      // Honest, late in a run: a small random batch moved slightly up, its own data went down.
+      cand("h2", -4e-4, 1.5e-2),
+      cand("h3", -2.6e-3, 1e-2),
+      // Sign-flipped: hurts its own data too.
+      cand("flip", -4e-4, -1e-2),
+      // Helps its own data, hurts the others' by more than an honest payload gains.
+      cand("big", -1.2e-2, 3e-2),
+      // A free-rider changes nothing anywhere.
+      cand("zeros", 0, 0),
+      // Not evaluated on its own data: no forgiveness.
+      cand("overfit", -1e-4),
+    ],
+    ratings,
+  );
+  assert.deepEqual(
+    [...v].filter(([, x]) => x.ok).map(([h]) => h),
+    ["h1", "h2", "h3"],
+  );
+  for (const h of ["flip", "big", "zeros", "overfit"])
+    assert.match((v.get(h) as { why: string }).why, /^round score .* <= 0 \(own data/, h);
 });
 
 test("new peers are judged by their round score against the other new peers' during warm-up", () => {

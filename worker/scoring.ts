@@ -49,11 +49,14 @@ const fresh = (): PeerRating => ({ rating: 0, indicator: 0, missed: 0, rounds: 0
 const relative = (before: number, after: number) =>
   Number.isFinite(before) && Number.isFinite(after) && before > 0 ? (before - after) / before : -1;
 
-/** The round's score of one evaluation (relative improvement on random data). */
-export function roundScore(e: Evaluation): { score: number; indicator: 1 | -1 } {
+/**
+ * The round's score of one evaluation (relative improvement on random data), the relative
+ * improvement on the submitter's own assigned data, and whether own beat random.
+ */
+export function roundScore(e: Evaluation): { score: number; own: number; indicator: 1 | -1 } {
   const random = relative(e.lossBeforeRandom, e.lossAfterRandom);
   const own = relative(e.lossBeforeOwn, e.lossAfterOwn);
-  return { score: random, indicator: own > random ? 1 : -1 };
+  return { score: random, own, indicator: own > random ? 1 : -1 };
 }
 
 export type Outcome =
@@ -110,7 +113,11 @@ export interface AdmissionParams {
    * not move it). 0 keeps only the positive-rating requirement.
    */
   ratingFloor: number;
-  /** The round's own score must exceed this (0: the payload must help this round). */
+  /**
+   * The round's score must exceed this (0: the payload must help this round), unless the
+   * round was only noisy for it: it helps its submitter's own assigned data and costs the
+   * random data less than the round's reference gain (see acceptable()).
+   */
   minRoundScore: number;
   /**
    * A peer with fewer evaluated rounds than this is judged by its round score alone, held to
@@ -126,6 +133,8 @@ export interface Candidate {
   digest: string;
   /** The round's score of the payload (roundScore), when it was evaluated. */
   score?: number;
+  /** Its relative improvement on the submitter's own assigned data (roundScore's own). */
+  own?: number;
 }
 
 export type Verdict = { ok: true } | { ok: false; why: string };
@@ -138,9 +147,16 @@ function medianOf(xs: number[]): number {
 }
 
 /**
- * Whether each candidate's payload may be aggregated: its round score exceeds minRoundScore
+ * Whether each candidate's payload may be aggregated: its round score exceeds minRoundScore,
  * and its rating (its round score during warm-up) is positive and at least ratingFloor x the
  * median of the positive ones. A payload without a score was not evaluated and is refused.
+ *
+ * A round score at or below minRoundScore is forgiven as noise when the payload helps its
+ * submitter's own assigned data and costs the random data less than the reference (the
+ * median positive evidence): late in a run an honest step often moves a small random batch
+ * slightly up. A sign-flipped, noisy or zero payload helps neither and is kept out the round
+ * it arrives; one that helps its own data but hurts everyone else's costs at most one
+ * honest gain a round while its rating falls below the floor.
  */
 export function acceptable(
   candidates: readonly Candidate[],
@@ -158,9 +174,15 @@ export function acceptable(
     const e = evidence(c);
     const ref = young(c.hotkey) ? refScore : refRating;
     const what = young(c.hotkey) ? "round score (warm-up)" : "rating";
+    const noisy = (x: number) => c.own !== undefined && c.own > 0 && x > -ref;
     if (s === undefined || !Number.isFinite(s)) out.set(c.hotkey, { ok: false, why: "not evaluated" });
-    else if (!(s > p.minRoundScore))
-      out.set(c.hotkey, { ok: false, why: `round score ${s.toExponential(2)} <= ${p.minRoundScore}` });
+    else if (!(s > p.minRoundScore) && !noisy(s))
+      out.set(c.hotkey, {
+        ok: false,
+        why:
+          `round score ${s.toExponential(2)} <= ${p.minRoundScore}` +
+          ` (own data ${(c.own ?? NaN).toExponential(2)}, reference ${ref.toExponential(2)})`,
+      });
     else if (!(e > 0)) out.set(c.hotkey, { ok: false, why: `${what} ${e.toExponential(2)} not positive` });
     else if (e < p.ratingFloor * ref)
       out.set(c.hotkey, {

@@ -282,11 +282,17 @@ export class Validator {
     this.ratings = updateRatings(this.ratings, members, outcomes, this.scoring);
 
     const warm = round < cfg.outer.warmupRounds;
-    const scores = new Map(evaluations.map((ev) => [ev.hotkey, roundScore(ev).score]));
+    const judged = new Map(evaluations.map((ev) => [ev.hotkey, roundScore(ev)]));
+    const scores = new Map([...judged].map(([h, x]) => [h, x.score]));
     const { selected, reserves, refused } = warm
       ? { selected: [], reserves: [], refused: new Map<string, string>() }
       : choose(
-          scored.map((s) => ({ hotkey: s.e.hotkey, digest: s.e.digest, score: scores.get(s.e.hotkey) })),
+          scored.map((s) => ({
+            hotkey: s.e.hotkey,
+            digest: s.e.digest,
+            score: scores.get(s.e.hotkey),
+            own: judged.get(s.e.hotkey)?.own,
+          })),
           this.ratings,
           cfg.aggregation.gatherPeers,
           cfg.aggregation.reserves,
@@ -299,15 +305,15 @@ export class Validator {
     }
     // Kept out, not refused: the payload is valid, its evidence says it does not help.
     for (const [h, why] of refused) r.log.info(`round ${round}: not aggregating ${h.slice(0, 8)}: ${why}`);
-    // One line per round with every rating, round score and copy share (what operators and the
-    // adversarial suite read to see why a peer is or is not aggregated).
+    // One line per round with every rating, round score, copy share and own-data score (what
+    // operators and the adversarial suite read to see why a peer is or is not aggregated).
     r.log.info(
       `round ${round}: ratings ` +
         [...this.ratings]
           .map(
             ([h, x]) =>
               `${h.slice(0, 8)}=${x.rating.toExponential(3)}/${(scores.get(h) ?? NaN).toExponential(3)}` +
-              `/${(shares.get(h)?.share ?? NaN).toFixed(3)}`,
+              `/${(shares.get(h)?.share ?? NaN).toFixed(3)}/${(judged.get(h)?.own ?? NaN).toExponential(3)}`,
           )
           .join(" "),
     );

@@ -15,6 +15,7 @@ import type { KeyringPair } from "@polkadot/keyring/types";
 import { u8aToHex } from "@polkadot/util";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { calloutServerConfig } from "../../admission/server-config.ts";
+import { startAdmissionService } from "./process.ts";
 import type { PeerRole } from "../../protocol/bus/auth.ts";
 import { BusClient } from "../../protocol/bus/client.ts";
 import { formatLoginParams, hotkeyAuthenticator, loginMessage } from "../../protocol/bus/hotkey-auth.ts";
@@ -24,9 +25,8 @@ import { startLocalChain, type LocalChain } from "../chain/local.ts";
 import { RawRpc } from "../chain/rpc-client.ts";
 import { get } from "../stack/http.ts";
 import { startNats, type NatsServer } from "../stack/nats.ts";
-import { nodeTs, repoRoot, tempDir } from "../stack/paths.ts";
-import { freePort } from "../stack/ports.ts";
-import { ManagedProcess } from "../stack/process.ts";
+import { tempDir } from "../stack/paths.ts";
+import type { ManagedProcess } from "../stack/process.ts";
 import { waitFor } from "../stack/wait.ts";
 
 const RUN = "adm-e2e";
@@ -141,30 +141,18 @@ describe(
         }),
       );
 
-      const port = await freePort();
-      metricsUrl = `http://127.0.0.1:${port}`;
-      const [node, ...pre] = nodeTs(join(repoRoot, "admission/main.ts"));
-      admission = ManagedProcess.start({
-        name: "covenant-admission",
-        command: node!,
-        args: [
-          ...pre,
-          `--nats-url=${nats.url}`,
-          `--nats-creds=${calloutFile}`,
-          `--chain-endpoint=${chain.url}`,
-          `--netuid=${NETUID}`,
-          `--run=${RUN}`,
-          `--issuer-seed-file=${issuerFile}`,
-          `--ttl=${TTL_SECONDS}s`,
-          `--http-address=127.0.0.1:${port}`,
-        ],
-        logFile: join(tmp.path, "admission.log"),
+      const service = await startAdmissionService({
+        run: RUN,
+        natsUrl: nats.url,
+        calloutFile,
+        issuerFile,
+        chainEndpoint: chain.url,
+        netuid: NETUID,
+        ttl: `${TTL_SECONDS}s`,
+        dir: tmp.path,
       });
-      await admission.untilReady(
-        waitFor("admission /readyz", async () => (await get(`${metricsUrl}/readyz`)).status === 200, {
-          timeoutMs: 30_000,
-        }),
-      );
+      admission = service.proc;
+      metricsUrl = service.url;
     });
 
     after(async () => {

@@ -14,14 +14,14 @@ import { Keyring } from "@polkadot/keyring";
 import type { KeyringPair } from "@polkadot/keyring/types";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { calloutServerConfig } from "../../admission/server-config.ts";
+import { startAdmissionService } from "./process.ts";
 import { hotkeyAuthenticator } from "../../protocol/bus/hotkey-auth.ts";
 import { busNames } from "../../protocol/names.ts";
 import { startLocalChain, type LocalChain } from "../chain/local.ts";
 import { get } from "../stack/http.ts";
 import { startNatsCluster, type NatsCluster } from "../stack/nats.ts";
-import { nodeTs, repoRoot, tempDir } from "../stack/paths.ts";
-import { freePort } from "../stack/ports.ts";
-import { ManagedProcess } from "../stack/process.ts";
+import { tempDir } from "../stack/paths.ts";
+import type { ManagedProcess } from "../stack/process.ts";
 import { waitFor } from "../stack/wait.ts";
 
 const RUN = "adm-cluster";
@@ -34,7 +34,6 @@ describe("admission on a 3-server TLS cluster", { timeout: 150_000 }, () => {
   let chain: LocalChain | undefined;
   let cluster: NatsCluster | undefined;
   let admission: ManagedProcess | undefined;
-  let httpUrl = "";
   const tmp = tempDir("admission-cluster");
   const open: NatsConnection[] = [];
 
@@ -76,31 +75,18 @@ describe("admission on a 3-server TLS cluster", { timeout: 150_000 }, () => {
         maxMemoryBytes: 64 * 1024 ** 2,
       }),
     });
-    const port = await freePort();
-    httpUrl = `http://127.0.0.1:${port}`;
-    const [node, ...pre] = nodeTs(join(repoRoot, "admission/main.ts"));
-    admission = ManagedProcess.start({
-      name: "covenant-admission",
-      command: node!,
-      args: [
-        ...pre,
-        // Server 0 first, so the service is on another server than the peers below.
-        `--nats-url=${cluster.servers.map((s) => s.url).join(",")}`,
-        `--nats-ca=${cluster.caFile}`,
-        `--nats-creds=${calloutFile}`,
-        `--chain-endpoint=${chain.url}`,
-        `--netuid=${NETUID}`,
-        `--run=${RUN}`,
-        `--issuer-seed-file=${issuerFile}`,
-        `--http-address=127.0.0.1:${port}`,
-      ],
-      logFile: join(tmp.path, "admission.log"),
+    const service = await startAdmissionService({
+      run: RUN,
+      // Server 0 first, so the service is on another server than the peers below.
+      natsUrl: cluster.servers.map((s) => s.url).join(","),
+      caFile: cluster.caFile,
+      calloutFile,
+      issuerFile,
+      chainEndpoint: chain.url,
+      netuid: NETUID,
+      dir: tmp.path,
     });
-    await admission.untilReady(
-      waitFor("admission /readyz", async () => (await get(`${httpUrl}/readyz`)).status === 200, {
-        timeoutMs: 30_000,
-      }),
-    );
+    admission = service.proc;
   });
 
   after(async () => {

@@ -10,12 +10,9 @@ import type { KeyringPair } from "@polkadot/keyring/types";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { calloutServerConfig } from "../../admission/server-config.ts";
 import { startLocalChain, type LocalChain } from "../chain/local.ts";
-import { get } from "../stack/http.ts";
+import { startAdmissionService } from "./process.ts";
 import { startNats, type NatsServer } from "../stack/nats.ts";
-import { nodeTs, repoRoot, tempDir } from "../stack/paths.ts";
-import { freePort } from "../stack/ports.ts";
-import { ManagedProcess } from "../stack/process.ts";
-import { waitFor } from "../stack/wait.ts";
+import { tempDir } from "../stack/paths.ts";
 
 export interface AdmissionHubOptions {
   run: string;
@@ -75,31 +72,18 @@ export async function startAdmissionHub(o: AdmissionHubOptions): Promise<Admissi
     });
     stops.push(() => nats.stop());
 
-    const port = await freePort();
-    const serviceUrl = `http://127.0.0.1:${port}`;
-    const [node, ...pre] = nodeTs(join(repoRoot, "admission/main.ts"));
-    const service = ManagedProcess.start({
-      name: "covenant-admission",
-      command: node!,
-      args: [
-        ...pre,
-        `--nats-url=${nats.url}`,
-        `--nats-creds=${calloutFile}`,
-        `--chain-endpoint=${chain.url}`,
-        `--netuid=${o.netuid}`,
-        `--run=${o.run}`,
-        `--issuer-seed-file=${issuerFile}`,
-        `--ttl=${o.ttlSeconds ?? 300}s`,
-        `--http-address=127.0.0.1:${port}`,
-      ],
-      logFile: join(tmp.path, "admission.log"),
+    const service = await startAdmissionService({
+      run: o.run,
+      natsUrl: nats.url,
+      calloutFile,
+      issuerFile,
+      chainEndpoint: chain.url,
+      netuid: o.netuid,
+      ttl: `${o.ttlSeconds ?? 300}s`,
+      dir: tmp.path,
     });
-    stops.push(() => service.stop());
-    await service.untilReady(
-      waitFor("admission /readyz", async () => (await get(`${serviceUrl}/readyz`)).status === 200, {
-        timeoutMs: 30_000,
-      }),
-    );
+    stops.push(() => service.proc.stop());
+    const serviceUrl = service.url;
     return { nats, chain, hotkeys, operatorSeed: operator.getSeed(), serviceUrl, stop };
   } catch (err) {
     await stop();

@@ -191,7 +191,13 @@ async function runScenario(s: Scenario, control: boolean): Promise<Measured> {
     const logOf = (n: string) => readFileSync(join(run.dir, `${n}.log`), "utf8").split("\n");
     const closed = (l: string) => l.includes(`round ${ROUNDS - 1}: `) && l.includes(" submissions, ");
     const until = Date.now() + 480_000;
-    while (!logOf("Val").some(closed) && Date.now() < until) await new Promise((r) => setTimeout(r, 500));
+    while (!logOf("Val").some(closed) && Date.now() < until) {
+      // A worker that failed, or a validator that stopped, ends the wait at once.
+      for (const [i, p] of procs.entries())
+        if (!p.running && (i === 0 || (await p.exited).code !== 0))
+          throw new Error(`${p.name} exited before the run finished; its log:\n${p.logTail(30)}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
     assert.ok(logOf("Val").some(closed), `the run did not finish; validator log:\n${procs[0]!.logTail(30)}`);
     for (let i = 0; i < 100 && m.selections.size < ROUNDS; i++) await new Promise((r) => setTimeout(r, 100));
     await Promise.all(
@@ -208,7 +214,7 @@ async function runScenario(s: Scenario, control: boolean): Promise<Measured> {
         const loss = / loss ([0-9.]+),/.exec(l);
         if (n === "Val" && loss) m.loss.set(Number(x[1]), Number(loss[1]));
       }
-    // The validator's ratings lines: prefix=rating/round score/copy share.
+    // The validator's ratings lines: prefix=rating/round score/copy share/own-data score.
     for (const line of logOf("Val").filter((l) => l.includes(": ratings ")))
       for (const kv of line.split(": ratings ")[1]?.split(" ") ?? []) {
         const [h, v] = kv.split("=");

@@ -12,6 +12,8 @@ import type { KeyringPair } from "@polkadot/keyring/types";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { createAccount, createUser } from "@nats-io/nkeys";
 import { calloutServerConfig } from "../../admission/server-config.ts";
+import { startAdmissionService } from "../admission/process.ts";
+import type { AdmissionService } from "../admission/process.ts";
 import { accountsConfig } from "../../protocol/bus/auth.ts";
 import type { PeerRole } from "../../protocol/bus/auth.ts";
 import { BusClient } from "../../protocol/bus/client.ts";
@@ -19,13 +21,9 @@ import type { BusClientOptions } from "../../protocol/bus/client.ts";
 import { hotkeyAuthenticator } from "../../protocol/bus/hotkey-auth.ts";
 import { applyBus, planBus } from "../../operator/bus/provision.ts";
 import type { BusSpec } from "../../operator/bus/provision.ts";
-import { get } from "../stack/http.ts";
 import { startNats, startNatsCluster } from "../stack/nats.ts";
 import type { NatsCluster, NatsEndpoint, NatsServer } from "../stack/nats.ts";
-import { nodeTs, repoRoot, tempDir } from "../stack/paths.ts";
-import { freePort } from "../stack/ports.ts";
-import { ManagedProcess } from "../stack/process.ts";
-import { waitFor } from "../stack/wait.ts";
+import { tempDir } from "../stack/paths.ts";
 
 export interface Identity {
   hotkey: string;
@@ -67,13 +65,9 @@ export interface AdmissionBusOptions {
 }
 
 /** The admission service of a hub fixture, as its own process. */
-export interface AdmissionProcess {
-  proc: ManagedProcess;
-  /** http://127.0.0.1:PORT of its /metrics, /healthz, /readyz. */
-  url: string;
+export interface AdmissionProcess extends AdmissionService {
   /** The servers' configuration for auth callout (the run's account lists no peer). */
   serverConfig: string;
-  metrics(): Promise<string>;
 }
 
 /** A cluster whose peers are admitted by the admission service. */
@@ -251,16 +245,18 @@ async function startHub(
         ...extra,
       });
     await provision(() => connect("operator"), spec);
-    admission = await startAdmission({
-      run: opts.run,
-      natsUrl: url,
-      caFile,
-      calloutFile,
-      issuerFile,
-      dir: tmp.path,
+    admission = {
+      ...(await startAdmissionService({
+        run: opts.run,
+        natsUrl: url,
+        caFile,
+        calloutFile,
+        issuerFile,
+        dir: tmp.path,
+        ...opts.admission,
+      })),
       serverConfig,
-      ...opts.admission,
-    });
+    };
     return {
       run: opts.run,
       nats,
@@ -277,50 +273,4 @@ async function startHub(
     await stop();
     throw err;
   }
-}
-
-/** covenant-admission (admission/main.ts) for the run, until its /readyz says it is connected to bus and chain. */
-async function startAdmission(
-  o: AdmissionBusOptions & {
-    run: string;
-    natsUrl: string;
-    caFile: string;
-    calloutFile: string;
-    issuerFile: string;
-    dir: string;
-    serverConfig: string;
-  },
-): Promise<AdmissionProcess> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const [node, ...pre] = nodeTs(join(repoRoot, "admission/main.ts"));
-  const proc = ManagedProcess.start({
-    name: "covenant-admission",
-    command: node!,
-    args: [
-      ...pre,
-      `--nats-url=${o.natsUrl}`,
-      `--nats-ca=${o.caFile}`,
-      `--nats-creds=${o.calloutFile}`,
-      `--chain-endpoint=${o.chainEndpoint}`,
-      `--netuid=${o.netuid}`,
-      `--run=${o.run}`,
-      `--issuer-seed-file=${o.issuerFile}`,
-      `--http-address=127.0.0.1:${port}`,
-      ...(o.ttl ? [`--ttl=${o.ttl}`] : []),
-    ],
-    logFile: join(o.dir, "admission.log"),
-  });
-  // A loaded machine takes a while to start node with tsx and to reach the chain.
-  try {
-    await proc.untilReady(
-      waitFor("admission /readyz", async () => (await get(`${url}/readyz`)).status === 200, {
-        timeoutMs: 60_000,
-      }),
-    );
-  } catch (err) {
-    await proc.stop();
-    throw err;
-  }
-  return { proc, url, serverConfig: o.serverConfig, metrics: async () => (await get(`${url}/metrics`)).body };
 }

@@ -277,9 +277,13 @@ describe(
           );
         }
       }
+      // Every round aggregated something; away from the crash (a miner whose upload went to
+      // the dying server, or waited on a stream electing its leader, may be late for the
+      // rounds it spans) at least two of the three honest miners.
       for (let r = 0; r < ROUNDS; r++) {
         const chosen = selections.get(r)!.s.selected;
-        assert.ok(chosen.length >= 2, `round ${r} aggregated ${chosen.length} payloads`);
+        const crash = r >= KILL_AT && r <= RESTART_AT + 1;
+        assert.ok(chosen.length >= (crash ? 1 : 2), `round ${r} aggregated ${chosen.length} payloads`);
       }
       // Each peer's last heartbeat, sent after it applied the last round, carries the whole
       // digest of its weights: one digest for all four.

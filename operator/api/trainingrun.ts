@@ -303,7 +303,9 @@ export const validatorSchema = object(
     ),
     minRoundScore: number(
       "A payload is aggregated only when its own round's score (relative loss improvement of a " +
-        "median-clipped step on random data) exceeds this; 0: it must help the round it is sent for.",
+        "median-clipped step on random data) exceeds this; 0: it must help the round it is sent for. " +
+        "A lower score is forgiven as noise only when the step helps the submitter's own assigned data " +
+        "and costs random data less than the median positive rating (docs/security.md).",
       { minimum: -1, maximum: 1, default: 0 },
     ),
     warmupRounds: integer(
