@@ -356,9 +356,10 @@ async function train(
           else if (again)
             log.info(`round ${round}: not contributing (the attempt failed); waiting for the selection`);
           else
-            log.info(
+            (rep.compressProblem ? log.warn : log.info)(
               `round ${round}: not contributing (epoch ${rep.epoch}, ${rep.shards} shards)` +
-                (rep.dataProblem ? `: waiting for data: ${rep.dataProblem}` : ""),
+                (rep.dataProblem ? `: waiting for data: ${rep.dataProblem}` : "") +
+                (rep.compressProblem ? `: compression failed: ${rep.compressProblem}` : ""),
             );
           const sel = await replica.awaitSelection(round, signal, async () => {
             void heartbeat({ waiting: true });

@@ -58,6 +58,12 @@ export function workerMetrics(labels: { run: string; role: string }) {
       labelNames: ["direction"] as const,
       registers: [registry],
     }),
+    compressFailures: new Counter({
+      name: "covenant_worker_compress_failures_total",
+      help: "Rounds sat out because the pseudo-gradient could not be compressed into a valid payload, by reason (quant, nonfinite).",
+      labelNames: ["reason"] as const,
+      registers: [registry],
+    }),
     compressionRatio: new Gauge({
       name: "covenant_worker_compression_ratio",
       help: "Dense fp32 size divided by the payload size.",
@@ -98,6 +104,7 @@ export function workerMetrics(labels: { run: string; role: string }) {
     }),
   };
   for (const reason of REJECT_REASONS) m.rejected.inc({ reason }, 0);
+  for (const reason of ["quant", "nonfinite"]) m.compressFailures.inc({ reason }, 0);
   for (const direction of ["sent", "received"]) m.payloadBytes.inc({ direction }, 0);
   for (const reason of FETCH_REASONS) m.shardFetches.inc({ result: fetchResult(reason), reason }, 0);
   for (const reason of ["verified", "cached"]) m.shardFetches.inc({ result: "ok", reason }, 0);

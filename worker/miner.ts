@@ -6,6 +6,7 @@ import { encodeAnnouncement, signEnvelope } from "../protocol/envelope.ts";
 import { assignShards } from "../protocol/rendezvous.ts";
 import { parseMembership, type Membership } from "../protocol/membership.ts";
 import { stateKeys } from "../protocol/names.ts";
+import { CodecError } from "../kernels/binding/codec.ts";
 import type { Tensors } from "./kernels.ts";
 import { tensorSize } from "./kernels.ts";
 import type { Replica } from "./replica.ts";
@@ -26,6 +27,8 @@ export interface RoundReport {
   shards: number;
   /** Why this member sat the round out: its shards were not fetched and checked in time. */
   dataProblem?: string;
+  /** Why this member sat the round out: its pseudo-gradient could not be compressed. */
+  compressProblem?: string;
 }
 
 /** The shard cache as the miner uses it (worker/data/worker-data.ts). */
@@ -131,7 +134,13 @@ export class Miner {
       payload = r.codec.compress(deltas, this.#errors).slice();
     } catch (err) {
       this.resetErrorFeedback();
-      throw err;
+      // A payload no receiver would accept (a value beyond the quantization bound) or a
+      // non-finite error buffer: the codec changed nothing; the buffers start again from
+      // zero and this member sits the round out rather than exit (the next round trains on).
+      if (!(err instanceof CodecError) || (err.code !== "quant" && err.code !== "nonfinite")) throw err;
+      r.metrics.compressFailures.inc({ reason: err.code });
+      report.compressProblem = `${err.code}: ${err.message}; error feedback reset`;
+      return report;
     }
     r.metrics.compressSeconds.observe((performance.now() - c0) / 1000);
     const dense = start.reduce((a, t) => a + t.length * 4, 0);

@@ -38,6 +38,8 @@ interface Attacker {
   /** Harmful: must not be aggregated after the first rounds (from `from` for a turncoat). */
   harmful: boolean;
   from?: number;
+  /** What its own log must say each round it sits out (a miner that cannot submit). */
+  sitsOut?: RegExp;
 }
 
 interface Scenario {
@@ -64,6 +66,13 @@ const stitched: Attacker = {
   harmful: true,
 };
 const scale: Attacker = { name: "Scale", what: "own update x100", fault: "scale:100", harmful: false };
+const huge: Attacker = {
+  name: "Huge",
+  what: "update x1e30, beyond the codec's bound",
+  fault: "scale:1e30",
+  harmful: true,
+  sitsOut: /round \d+: not contributing .*: compression failed: (quant|nonfinite): /,
+};
 const lazy: Attacker = { name: "Lazy", what: "1 inner step of H", fault: "lazy:1", harmful: false };
 const collude: Attacker = {
   name: "Col1",
@@ -75,10 +84,11 @@ const collude: Attacker = {
 const SCENARIOS: Scenario[] = FULL
   ? [
       { name: "G=20 (defaults)", gatherPeers: 20, attackers: [flip, noise, zeros, turn, moved, stitched] },
-      { name: "G=20 (defaults)", gatherPeers: 20, attackers: [scale, lazy, collude] },
+      { name: "G=20 (defaults)", gatherPeers: 20, attackers: [scale, lazy, collude, huge] },
       { name: "G=2", gatherPeers: 2, attackers: [flip, noise, zeros, turn, moved, stitched] },
     ]
-  : [{ name: "G=20 (defaults)", gatherPeers: 20, attackers: [flip, zeros, turn, moved, stitched] }];
+  : // Not Huge: a member that never submits holds every round to its deadline (30 s here).
+    [{ name: "G=20 (defaults)", gatherPeers: 20, attackers: [flip, zeros, turn, moved, stitched] }];
 
 interface Measured {
   selections: Map<number, SignedSelection>;
@@ -91,6 +101,8 @@ interface Measured {
   /** Largest copy share over the rounds: hotkey prefix -> share. */
   shares: Map<string, number>;
   hotkeys: Map<string, string>;
+  /** Each faulty worker's log and how it exited (undefined: still running when the run ended). */
+  faulty: Map<string, { log: string; exit?: { code: number | null; signal: string | null } }>;
 }
 
 /**
@@ -132,6 +144,7 @@ async function runScenario(s: Scenario, control: boolean): Promise<Measured> {
     ratings: new Map(),
     shares: new Map(),
     hotkeys: new Map(),
+    faulty: new Map(),
   };
   const clients: BusClient[] = [];
   const procs: ManagedProcess[] = [];
@@ -203,6 +216,13 @@ async function runScenario(s: Scenario, control: boolean): Promise<Measured> {
     await Promise.all(
       procs.map((p) => p.exited.then(() => undefined)).map((p) => Promise.race([p, pause(15_000)])),
     );
+    for (const a of attackers.filter((x) => x.fault)) {
+      const p = procs.find((x) => x.name === `faulty-${a.name}`)!;
+      m.faulty.set(a.name, {
+        log: logOf(a.name).join("\n"),
+        exit: p.running ? undefined : await p.exited,
+      });
+    }
     const roundLine = /round (\d+): .*weights ([0-9a-f]{12})/;
     for (const n of ["Val", ...HONEST, ...attackers.filter((a) => a.fault).map((a) => a.name)])
       for (const l of logOf(n)) {
@@ -298,6 +318,12 @@ describe("adversarial: the validator excludes what its scores condemn", { timeou
         const names = a.copy === "collude" ? [a.name, "Col2"] : [a.name];
         for (const n of names)
           assert.deepEqual(aggregated(n, a.from ?? FIRST_ROUNDS), [], `${n} (${a.what}) was aggregated`);
+      }
+      // A miner whose update the codec cannot encode sits each round out and keeps going.
+      for (const a of s.attackers.filter((x) => x.sitsOut)) {
+        const f = m.faulty.get(a.name)!;
+        assert.equal(f.log.split("\n").filter((l) => a.sitsOut!.test(l)).length, ROUNDS, f.log);
+        assert.deepEqual(f.exit, { code: 0, signal: null }, `${a.name} ends cleanly`);
       }
       assert.ok(rel <= 0.02, `held-out loss ${final} vs ${base} without attackers`);
       for (const [r, digests] of control.weights)

@@ -175,6 +175,23 @@ describe("codec binding", () => {
     );
   });
 
+  it("refuses a payload no receiver would accept and leaves the error buffers as they were", async () => {
+    const w: TensorSpec[] = [{ name: "w", shape: [64, 64] }];
+    const config: CodecConfig = { format: 2, topk: 64, beta: 0.95, threads: 2 };
+    const delta = values(64 * 64, 41, 0.02);
+    delta[1000] = 2e6; // the codebook entry of its bin lies beyond the bound of 1e6
+    const errors = [values(64 * 64, 42, 0.01)];
+    const before = errors[0]!.slice();
+    const quant = (e: unknown): boolean =>
+      e instanceof CodecError && e.code === "quant" && /^w: quantization parameter beyond the bound/.test(e.message);
+    assert.throws(() => compress(w, config, [delta], errors), quant);
+    await assert.rejects(compressAsync(w, config, [delta], errors), quant);
+    assert.deepEqual(new Uint8Array(errors[0]!.buffer), new Uint8Array(before.buffer));
+    // the same tensor without the outlier compresses and validates
+    delta[1000] = 0;
+    validate(w, config, compress(w, config, [delta], errors));
+  });
+
   it("aggregates the accepted payloads and reports the rejected ones", async () => {
     const payloads = [7, 8, 9].map((seed) => {
       const { deltas, errors } = inputs(seed);

@@ -153,7 +153,9 @@ export function payloadSize(spec: readonly TensorSpec[], config: CodecConfig): n
 /**
  * Error feedback, top-k, quantization and encoding: returns the payload and leaves in each
  * error buffer beta * e + delta - reconstruction. `out`, when given, must be at least
- * payloadSize() bytes; the returned array is a view of it.
+ * payloadSize() bytes; the returned array is a view of it. A payload that validate() would
+ * reject is not produced: the call throws CodecError ("quant": a quantization parameter beyond
+ * maxAbs; "nonfinite": a non-finite beta * e + delta) and the error buffers are unchanged.
  */
 export function compress(
   spec: readonly TensorSpec[],

@@ -81,8 +81,11 @@ int32_t covenant_payload_size(const covenant_tensor* spec, size_t count,
 
 /* Error feedback, top-k, quantization, encoding and self-decode in one call.
  * deltas[i]: pseudo-gradient of tensor i (dtype), errors[i]: fp32 error buffer, updated in place
- * to beta * e + delta - reconstruction. On COVENANT_ERR_NONFINITE the error buffers hold
- * beta * e + delta (nothing subtracted) and the caller should zero them. */
+ * to beta * e + delta - reconstruction. Before it writes anything, compress checks the payload
+ * with the receiver's rules: on any failure (among them COVENANT_ERR_NONFINITE for a non-finite
+ * beta * e + delta and COVENANT_ERR_QUANT for a quantization parameter beyond max_abs, a
+ * payload that covenant_validate would reject) the error buffers are left bit for bit as they
+ * were and *out_len is not set; the contents of out are unspecified. */
 int32_t covenant_compress(const covenant_tensor* spec, size_t count, const covenant_config* config,
                           covenant_dtype delta_dtype, const void* const* deltas,
                           float* const* errors, uint8_t* out, size_t out_capacity, size_t* out_len,

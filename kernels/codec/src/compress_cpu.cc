@@ -1,5 +1,7 @@
 // CPU reference compressor: error feedback, chunked deterministic top-k, 2-bit quantization
-// with a per-tensor codebook, encoding, and self-decode into the error buffer.
+// with a per-tensor codebook, encoding, and self-decode into the error buffer. The error
+// buffers are written only in the last phase, after the payload passed the receiver's checks,
+// so that a failed call leaves them as they were.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -37,6 +39,27 @@ size_t tensor_of(const std::vector<TensorWork>& work, uint64_t chunk) {
   return lo;
 }
 
+// e = beta * e + delta over one chunk, into buf (chunk-local order); the error buffer is read
+// only. Returns whether every value is finite.
+bool feedback(const TensorWork& w, uint64_t c, covenant_dtype dtype, float beta, float* buf) {
+  const Layout& l = w.plan->layout;
+  const uint64_t tr = c / l.tiles_per_row, tc = c % l.tiles_per_row;
+  bool finite = true;
+  for (uint32_t r = 0; r < l.chunk_rows; ++r) {
+    const uint64_t base = (tr * l.chunk_rows + r) * l.cols + tc * l.chunk_cols;
+    for (uint32_t col = 0; col < l.chunk_cols; ++col) {
+      const uint64_t f = base + col;
+      float d = dtype == COVENANT_BF16 ? bf16_to_float(static_cast<const uint16_t*>(w.delta)[f])
+                                       : static_cast<const float*>(w.delta)[f];
+      float e = beta * w.error[f];
+      e = e + d;
+      finite &= std::isfinite(e);
+      buf[r * l.chunk_cols + col] = e;
+    }
+  }
+  return finite;
+}
+
 template <class Fn>
 void for_chunks(const std::vector<TensorWork>& work, uint64_t total, unsigned threads, Fn fn) {
   parallel_for(total, 16, threads, [&](uint64_t begin, uint64_t end) {
@@ -67,27 +90,13 @@ Status cpu_compress(const Plan& plan, const covenant_config& config, covenant_dt
   std::atomic<bool> nonfinite{false};
   const float beta = config.beta;
 
-  // Phase 1: e = beta * e + delta, top-k per chunk, partial sums of the kept values.
+  // Phase 1: e = beta * e + delta (not stored yet), top-k per chunk, partial sums of the kept
+  // values.
   for_chunks(work, chunk_total, threads, [&](const TensorWork& w, uint64_t c, uint64_t g) {
     const Layout& l = w.plan->layout;
     float buf[4096];
     uint64_t keys[4096];
-    const uint64_t tr = c / l.tiles_per_row, tc = c % l.tiles_per_row;
-    bool finite = true;
-    for (uint32_t r = 0; r < l.chunk_rows; ++r) {
-      const uint64_t base = (tr * l.chunk_rows + r) * l.cols + tc * l.chunk_cols;
-      for (uint32_t col = 0; col < l.chunk_cols; ++col) {
-        const uint64_t f = base + col;
-        float d = dtype == COVENANT_BF16 ? bf16_to_float(static_cast<const uint16_t*>(w.delta)[f])
-                                         : static_cast<const float*>(w.delta)[f];
-        float e = beta * w.error[f];
-        e = e + d;
-        w.error[f] = e;
-        finite &= std::isfinite(e);
-        buf[r * l.chunk_cols + col] = e;
-      }
-    }
-    if (!finite) nonfinite.store(true, std::memory_order_relaxed);
+    if (!feedback(w, c, dtype, beta, buf)) nonfinite.store(true, std::memory_order_relaxed);
     uint16_t* idx = kept_index.data() + w.kept_offset + c * l.k;
     float* val = kept_value.data() + w.kept_offset + c * l.k;
     if (l.k == l.chunk_size) {
@@ -167,7 +176,13 @@ Status cpu_compress(const Plan& plan, const covenant_config& config, covenant_dt
     derive_codebook(bin_sum, bin_count, quant[t].scale, &quant[t]);
   }
 
-  // Phase 4: encode the records and subtract the reconstruction from e.
+  // The receiver's checks, before anything is written: a payload that no receiver accepts
+  // must not take its reconstruction out of the error feedback.
+  Status checked = check_outgoing(plan, config, quant);
+  if (!checked.ok()) return checked;
+
+  // Phase 4: encode the records; e = beta * e + delta - reconstruction into the error buffer
+  // (recomputed with the same operations as in phase 1, so the same bits).
   write_header(plan, quant, out);
   for_chunks(work, chunk_total, threads, [&](const TensorWork& w, uint64_t c, uint64_t) {
     const Layout& l = w.plan->layout;
@@ -177,10 +192,13 @@ Status cpu_compress(const Plan& plan, const covenant_config& config, covenant_dt
     uint8_t* rec = out + w.plan->body_offset + c * l.record_bytes;
     std::memset(rec, 0, l.record_bytes);
     encode_record(l, idx, code, rec);
-    for (uint32_t j = 0; j < l.k; ++j) {
-      float* e = w.error + l.flat(c, idx[j]);
-      *e = *e - dequantize(q, code[j]);
-    }
+    float buf[4096];
+    feedback(w, c, dtype, beta, buf);
+    for (uint32_t j = 0; j < l.k; ++j) buf[idx[j]] = buf[idx[j]] - dequantize(q, code[j]);
+    const uint64_t tr = c / l.tiles_per_row, tc = c % l.tiles_per_row;
+    for (uint32_t r = 0; r < l.chunk_rows; ++r)
+      std::memcpy(w.error + (tr * l.chunk_rows + r) * l.cols + tc * l.chunk_cols,
+                  buf + r * l.chunk_cols, sizeof(float) * l.chunk_cols);
   });
   return {};
 }

@@ -179,6 +179,19 @@ Status check_quant(const Quant& q, float max_abs, const std::string& tensor) {
   return {};
 }
 
+Status check_outgoing(const Plan& plan, const covenant_config& config,
+                      const std::vector<Quant>& quant) {
+  const float max_abs = effective_max_abs(config);
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    Status s = check_quant(quant[i], max_abs, plan.tensors[i].name);
+    if (!s.ok()) {
+      s.message += " (compress: no receiver would accept this payload; error buffers unchanged)";
+      return s;
+    }
+  }
+  return {};
+}
+
 Status parse_header(const Plan& plan, const covenant_config& config, const uint8_t* data,
                     size_t available, size_t length, std::vector<Quant>* quant) {
   if (!data && length) return fail(COVENANT_ERR_ARGUMENT, "payload is null");

@@ -71,4 +71,11 @@ inline Status parse_header(const Plan& plan, const covenant_config& config, cons
 // Checks quantization parameters (finite, bounded, ordered codebook).
 Status check_quant(const Quant& q, float max_abs, const std::string& tensor);
 
+// The compressor's check of the payload it is about to write, with the receiver's rules
+// (check_quant under the run's bound, tensor by tensor). Records, lengths and the table come
+// from the plan and are valid by construction; the quantization parameters are the only part
+// that depends on the data. Both backends call this before they write the error buffers.
+Status check_outgoing(const Plan& plan, const covenant_config& config,
+                      const std::vector<Quant>& quant);
+
 }  // namespace covenant

@@ -170,6 +170,18 @@ int main() {
     CHECK_EQ(covenant_cuda_compress(m.spec.data(), m.spec.size(), &cfg, COVENANT_F32, dd.data(),
                                     de.data(), out, size, &len, nullptr),
              COVENANT_ERR_NONFINITE);
+    // ... before anything is written: the error buffers are unchanged
+    for (size_t t = 0; t < m.spec.size(); ++t)
+      CHECK(to_host(de[t], m.error[t].size()) == m.error[t]);
+    // a payload no receiver accepts (a codebook entry beyond the bound) is refused the same way
+    m.delta[1][12345] = 1.0e9f;
+    CUDA_OK(cudaMemcpy(const_cast<void*>(dd[1]), m.delta[1].data(), m.delta[1].size() * 4,
+                       cudaMemcpyHostToDevice));
+    CHECK_EQ(covenant_cuda_compress(m.spec.data(), m.spec.size(), &cfg, COVENANT_F32, dd.data(),
+                                    de.data(), out, size, &len, nullptr),
+             COVENANT_ERR_QUANT);
+    for (size_t t = 0; t < m.spec.size(); ++t)
+      CHECK(to_host(de[t], m.error[t].size()) == m.error[t]);
     for (size_t t = 0; t < m.spec.size(); ++t) cudaFree(const_cast<void*>(dd[t])), cudaFree(de[t]);
     cudaFree(out);
   }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backend.h"
 #include "check.h"
 #include "record.h"
 #include "wire.h"
@@ -86,11 +87,11 @@ void topk_and_quantizer(uint32_t format, uint32_t topk) {
   }
 }
 
-// Brute-force model of aggregation in double precision.
-void aggregate_matches_model() {
+// Brute-force model of aggregation in double precision; the median of an even number of norms
+// is the lower one (sorted[(G - 1) / 2]), as in torch.median.
+void aggregate_matches_model(const int G) {
   const covenant_config cfg = make_config(2, 16);
   Model base = small_model();
-  const int G = 5;
   std::vector<std::vector<uint8_t>> payloads;
   for (int g = 0; g < G; ++g) {
     Model m = small_model();
@@ -237,6 +238,25 @@ void nonfinite_skipped() {
   CHECK_EQ(rep.updated + rep.skipped_nonfinite, uint64_t(64));
 }
 
+// The clip norm of an even number of payloads is the lower of the two middle norms (what
+// torch.median returns), not their mean: a fixed element of the inputs, so the result does
+// not depend on an extra rounding.
+void even_median_is_lower() {
+  std::vector<float> f = covenant::clip_factors({4.0, 1.0, 3.0, 2.0});
+  CHECK_EQ(f.size(), size_t(4));
+  CHECK(f[0] == float(2.0 / 4.0));
+  CHECK(f[1] == 1.0f);
+  CHECK(f[2] == float(2.0 / 3.0));
+  CHECK(f[3] == 1.0f);
+  // two payloads: the smaller norm is the median, the larger one is clipped to it
+  f = covenant::clip_factors({5.0, 1.0});
+  CHECK(f[0] == float(1.0 / 5.0));
+  CHECK(f[1] == 1.0f);
+  f = covenant::clip_factors({7.0});
+  CHECK(f[0] == 1.0f);
+  CHECK(covenant::clip_factors({}).empty());
+}
+
 void dense_one_dimensional() {
   // A 1-D tensor of 64 at k = 64 goes dense: every coordinate is selected.
   Model m;
@@ -255,7 +275,9 @@ void dense_one_dimensional() {
 int main() {
   for (uint32_t f : {1u, 2u})
     for (uint32_t k : {1u, 2u, 16u, 64u, 100u}) topk_and_quantizer(f, k);
-  aggregate_matches_model();
+  aggregate_matches_model(5);
+  aggregate_matches_model(4);
+  even_median_is_lower();
   nonfinite_skipped();
   dense_one_dimensional();
   return finish("codec_properties");

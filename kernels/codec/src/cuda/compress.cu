@@ -1,5 +1,6 @@
 // CUDA compressor: the same steps, the same arithmetic and the same reduction order as
-// compress_cpu.cc, so that both backends write identical payloads and error buffers.
+// compress_cpu.cc, so that both backends write identical payloads and error buffers. As on
+// the CPU, the error buffers are written only after the payload passed the receiver's checks.
 #include <cstring>
 #include <cub/block/block_scan.cuh>
 
@@ -23,8 +24,15 @@ __device__ inline float load_delta(const DevTensor& t, uint64_t f, int bf16) {
   return static_cast<const float*>(t.delta)[f];
 }
 
-// One block per chunk: e = beta * e + delta, exact top-k by (|e| desc, index asc) with a
-// radix select on the magnitude bits, kept indices in ascending order, partial sum.
+// e = beta * e + delta for element f (the same two roundings everywhere it is computed).
+__device__ inline float feedback_value(const DevTensor& t, uint64_t f, float beta, int bf16) {
+  float e = __fmul_rn(beta, t.error[f]);
+  return __fadd_rn(e, load_delta(t, f, bf16));
+}
+
+// One block per chunk: e = beta * e + delta (not stored: the error buffer is only read here),
+// exact top-k by (|e| desc, index asc) with a radix select on the magnitude bits, kept indices
+// in ascending order, partial sum.
 __global__ void select_kernel(const DevTensor* tensors, uint32_t count, float beta, int bf16,
                               uint16_t* kept_index, float* kept_value, double* stats,
                               int* nonfinite) {
@@ -46,9 +54,7 @@ __global__ void select_kernel(const DevTensor* tensors, uint32_t count, float be
   for (uint32_t i = threadIdx.x; i < cs; i += kThreads) {
     const uint32_t r = i / l.chunk_cols, col = i % l.chunk_cols;
     const uint64_t f = (tr * l.chunk_rows + r) * l.cols + tc * l.chunk_cols + col;
-    float e = __fmul_rn(beta, t.error[f]);
-    e = __fadd_rn(e, load_delta(t, f, bf16));
-    t.error[f] = e;
+    const float e = feedback_value(t, f, beta, bf16);
     finite &= isfinite(e);
     buf[i] = e;
   }
@@ -167,6 +173,22 @@ __global__ void code_kernel(const DevTensor* tensors, uint32_t count, uint64_t c
   }
 }
 
+// One block per chunk, once the payload passed the checks: store e = beta * e + delta.
+__global__ void store_feedback_kernel(const DevTensor* tensors, uint32_t count, float beta,
+                                      int bf16) {
+  const uint64_t g = blockIdx.x;
+  const uint32_t ti = tensor_of(tensors, count, g);
+  const DevTensor& t = tensors[ti];
+  const Layout& l = t.layout;
+  const uint64_t c = g - t.chunk_offset;
+  const uint64_t tr = c / l.tiles_per_row, tc = c % l.tiles_per_row;
+  for (uint32_t i = threadIdx.x; i < l.chunk_size; i += kThreads) {
+    const uint32_t r = i / l.chunk_cols, col = i % l.chunk_cols;
+    const uint64_t f = (tr * l.chunk_rows + r) * l.cols + tc * l.chunk_cols + col;
+    t.error[f] = feedback_value(t, f, beta, bf16);
+  }
+}
+
 // One thread per chunk: write the record and subtract the reconstruction from e.
 __global__ void encode_kernel(const DevTensor* tensors, uint32_t count, uint64_t chunks,
                               const Quant* quant, const uint16_t* kept_index,
@@ -255,10 +277,16 @@ Status compress(const Plan& plan, const covenant_config& config, covenant_dtype 
     for (int b = 0; b < 4; ++b) bin_sum[b] = bins[b][i], bin_n[b] = counts[i * 4 + b];
     derive_codebook(bin_sum, bin_n, quant[i].scale, &quant[i]);
   }
+  // The receiver's checks before the first write to the error buffers or to out.
+  Status checked = check_outgoing(plan, config, quant);
+  if (!checked.ok()) return checked;
   dev_quant.upload(quant);
   std::vector<uint8_t> header(plan.header_bytes);
   write_header(plan, quant, header.data());
   check(cudaMemcpy(out, header.data(), header.size(), cudaMemcpyHostToDevice), "header upload");
+  store_feedback_kernel<<<unsigned(chunks), kThreads>>>(dev_tensors.get(), count, config.beta,
+                                                        dtype == COVENANT_BF16);
+  check(cudaGetLastError(), "store_feedback_kernel");
   encode_kernel<<<blocks_for(chunks), kThreads>>>(dev_tensors.get(), count, chunks, dev_quant.get(),
                                                   kept_index.get(), kept_code.get(), out);
   check(cudaGetLastError(), "encode_kernel");
