@@ -31,6 +31,10 @@ import type { ResolvedRunConfig } from "../operator/api/runconfig.ts";
 import { encodeSelection, signSelection } from "../protocol/selection.ts";
 import type { SignedSelection } from "../protocol/selection.ts";
 import type { StreamMessage } from "../protocol/bus/client.ts";
+import { withTimeout } from "../protocol/bus/limiter.ts";
+
+/** How long the sweep after a round's deadline may ask the stream for missing announcements. */
+const FINAL_SWEEP_MS = 5_000;
 
 /** The validator's step size as a fraction of the outer learning rate. */
 export const EVAL_STEP_FRACTION = 0.2;
@@ -147,11 +151,22 @@ export class Validator {
     await this.#consuming;
   }
 
-  /** Reads the announcements of `hotkeys` for `round` straight from the stream. */
-  async #sweep(round: number, hotkeys: readonly string[]): Promise<void> {
+  /**
+   * Reads the announcements of `hotkeys` for `round` straight from the stream, all at once and
+   * for at most `budgetMs`: a bus request retries for up to a minute while a crashed server
+   * still counts as online, and a sweep must not hold the round past its deadline (an answer
+   * that comes later is not taken; the consumer delivers it, judged late).
+   */
+  async #sweep(round: number, hotkeys: readonly string[], budgetMs: number): Promise<void> {
     const r = this.replica;
-    for (const h of hotkeys) {
-      const m = await r.bus.lastMessage(r.bus.names.submit(round, h)).catch(() => undefined);
+    const found = await Promise.all(
+      hotkeys.map((h) =>
+        withTimeout(r.bus.lastMessage(r.bus.names.submit(round, h)), budgetMs, "sweep").catch(
+          () => undefined,
+        ),
+      ),
+    );
+    for (const m of found) {
       if (!m) continue;
       if (this.#taken.has(m.seq)) continue;
       this.#taken.add(m.seq);
@@ -211,14 +226,16 @@ export class Validator {
       // round on) rather than idling to the deadline.
       if (waitingFor.length === 0 && current?.members.length) break;
       if (Date.now() - swept > 1000) {
-        await this.#sweep(round, missing());
-        current = await readMembership(r);
+        const budget = Math.max(500, deadline - Date.now());
+        await this.#sweep(round, missing(), budget);
+        current =
+          (await withTimeout(readMembership(r), budget, "membership").catch(() => current)) ?? current;
         swept = Date.now();
         continue;
       }
       await new Promise((res) => setTimeout(res, 100));
     }
-    await this.#sweep(round, missing());
+    await this.#sweep(round, missing(), FINAL_SWEEP_MS);
     this.#closed = round;
     const arrived = (this.#inbox.get(round) ?? []).sort((a, b) => a.seq - b.seq);
     this.#inbox.delete(round);
