@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Training engine benchmarks (make bench-engine). CPU: llama3-tiny training tokens/s at the
-# machine's thread count and at one thread. GPU: llama3-150m and llama3-1b training steps of
+# Training engine benchmarks (make bench-engine). CPU: llama3-tiny and llama3-20m training
+# tokens/s at the machine's thread count, llama3-tiny also at one thread. GPU: llama3-150m and llama3-1b training steps of
 # the engine next to PyTorch eager and torch.compile of the same model, when a GPU is present.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -14,6 +14,7 @@ echo "# engine benchmarks on $(uname -m), $THREADS threads, $(date -u +%Y-%m-%dT
 echo "# load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 OMP_NUM_THREADS="$THREADS" "$BIN" bench --preset llama3-tiny --batch 8 --seq 256 --steps 5
 OMP_NUM_THREADS=1 "$BIN" bench --preset llama3-tiny --batch 8 --seq 256 --steps 3
+OMP_NUM_THREADS="$THREADS" "$BIN" bench --preset llama3-20m --batch 8 --seq 256 --steps 3
 GPU_BENCH="${COVENANT_ENGINE_GPU_BENCH:-$ROOT/kernels/build/engine/cuda/engine_bench_gpu}"
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && [[ -x "$GPU_BENCH" ]]; then
   echo "# $(nvidia-smi -L | head -n1)"

@@ -1,7 +1,13 @@
 /**
  * LLaMA-3 style model presets a TrainingRun names in `spec.model.preset`, and the function
  * that resolves a preset plus overrides into one concrete shape.
+ *
+ * The numbers live in one table, kernels/engine/presets.json, which the engine compiles in
+ * (its `preset()` and `covenant-engine info`) and this module imports, so that a preset means
+ * the same shape to the operator's sizing and validation, to the worker that trains it, and
+ * to the engine's own tools and tests.
  */
+import table from "../../kernels/engine/presets.json" with { type: "json" };
 
 export const MODEL_PRESETS = [
   "llama3-tiny",
@@ -37,70 +43,51 @@ export const SHAPE_FIELDS = [
   "normEps",
 ] as const;
 
-export const PRESET_SHAPES: Readonly<Record<ModelPreset, Readonly<ModelShape>>> = {
-  // Small enough for the CPU backend in tests and the local demo.
-  "llama3-tiny": {
-    layers: 2,
-    hidden: 64,
-    heads: 4,
-    kvHeads: 2,
-    ffn: 192,
-    vocab: 512,
-    ropeTheta: 10000,
-    normEps: 1e-5,
-  },
-  "llama3-20m": {
-    layers: 8,
-    hidden: 256,
-    heads: 8,
-    kvHeads: 4,
-    ffn: 768,
-    vocab: 32768,
-    ropeTheta: 500000,
-    normEps: 1e-5,
-  },
-  "llama3-150m": {
-    layers: 12,
-    hidden: 768,
-    heads: 12,
-    kvHeads: 4,
-    ffn: 2048,
-    vocab: 32768,
-    ropeTheta: 500000,
-    normEps: 1e-5,
-  },
-  "llama3-1b": {
-    layers: 16,
-    hidden: 2048,
-    heads: 32,
-    kvHeads: 8,
-    ffn: 8192,
-    vocab: 128256,
-    ropeTheta: 500000,
-    normEps: 1e-5,
-  },
-  "llama3-8b": {
-    layers: 32,
-    hidden: 4096,
-    heads: 32,
-    kvHeads: 8,
-    ffn: 14336,
-    vocab: 128256,
-    ropeTheta: 500000,
-    normEps: 1e-5,
-  },
-  // The shape of Covenant-72B.
-  "llama3-72b": {
-    layers: 80,
-    hidden: 8192,
-    heads: 64,
-    kvHeads: 8,
-    ffn: 28672,
-    vocab: 262144,
-    ropeTheta: 500000,
-    normEps: 1e-5,
-  },
-};
+/** One row of kernels/engine/presets.json: the shape, the engine's default sequence length. */
+export interface PresetRow extends ModelShape {
+  name: string;
+  about: string;
+  /** The engine's default sequence length (its CLI and benchmarks); a run uses data.sequenceLength. */
+  maxSeqLen: number;
+}
+
+/** Checks the table's rows: every preset once, in MODEL_PRESETS' order, every field a positive number. */
+export function parsePresetTable(rows: unknown): Record<ModelPreset, PresetRow> {
+  if (!Array.isArray(rows)) throw new Error("presets.json: presets must be an array");
+  const names = rows.map((r: { name?: unknown }) => r?.name);
+  if (names.join() !== MODEL_PRESETS.join())
+    throw new Error(`presets.json: presets are ${names.join(", ")}; expected ${MODEL_PRESETS.join(", ")}`);
+  const known = new Set<string>(["name", "about", "maxSeqLen", ...SHAPE_FIELDS]);
+  const out = {} as Record<ModelPreset, PresetRow>;
+  for (const r of rows as Record<string, unknown>[]) {
+    const name = r.name as ModelPreset;
+    for (const k of Object.keys(r))
+      if (!known.has(k)) throw new Error(`presets.json: ${name}: unknown field ${k}`);
+    const row = { name, about: typeof r.about === "string" ? r.about : "" } as PresetRow;
+    for (const f of [...SHAPE_FIELDS, "maxSeqLen"] as const) {
+      const v = r[f];
+      const integral = f !== "ropeTheta" && f !== "normEps";
+      if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v) || (integral && !Number.isSafeInteger(v)))
+        throw new Error(`presets.json: ${name}.${f} must be a positive ${integral ? "integer" : "number"}`);
+      row[f] = v;
+    }
+    out[name] = Object.freeze(row);
+  }
+  return out;
+}
+
+/** Every preset's row of kernels/engine/presets.json. */
+export const PRESET_TABLE: Readonly<Record<ModelPreset, Readonly<PresetRow>>> = parsePresetTable(
+  table.presets,
+);
+
+export const PRESET_SHAPES: Readonly<Record<ModelPreset, Readonly<ModelShape>>> = Object.fromEntries(
+  MODEL_PRESETS.map((p) => {
+    const shape = {} as ModelShape;
+    for (const f of SHAPE_FIELDS) shape[f] = PRESET_TABLE[p][f];
+    return [p, Object.freeze(shape)];
+  }),
+) as Record<ModelPreset, Readonly<ModelShape>>;
 
 /** Resolves a preset and its overrides; overrides win field by field. */
 export function resolveShape(preset: ModelPreset, overrides: Partial<ModelShape> = {}): ModelShape {

@@ -6,18 +6,25 @@ on random tokens. Prints tokens/s and model FLOPs utilisation per mode.
     python3 kernels/engine/scripts/torch_bench.py --preset llama3-150m --batch 8 --seq 1024
 """
 import argparse
+import json
 import math
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-PRESETS = {  # vocab, dim, layers, heads, kv heads, ffn, theta (kernels/engine/src/config.cc)
-    "llama3-tiny": (512, 256, 4, 8, 4, 768, 1e4),
-    "llama3-20m": (8192, 384, 8, 6, 2, 1024, 1e4),
-    "llama3-150m": (49152, 768, 12, 12, 4, 2048, 5e5),
-    "llama3-1b": (128256, 2048, 16, 32, 8, 8192, 5e5),
-}
+def _load_presets():
+    """vocab, dim, layers, heads, kv heads, ffn, theta of each preset, from the one table."""
+    path = Path(__file__).resolve().parents[1] / "presets.json"
+    table = json.loads(path.read_text())["presets"]
+    return {
+        p["name"]: (p["vocab"], p["hidden"], p["layers"], p["heads"], p["kvHeads"], p["ffn"], p["ropeTheta"])
+        for p in table
+    }
+
+
+PRESETS = _load_presets()
 
 
 class Block(torch.nn.Module):

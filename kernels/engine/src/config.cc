@@ -59,16 +59,12 @@ namespace {
 struct Preset {
   const char* name;
   int vocab, dim, layers, heads, kv_heads, ffn, seq;
-  float theta;
+  float theta, norm_eps;
 };
-// Shapes follow the LLaMA-3 family; the small ones are scaled down for CPU tests and the demo.
+// The one table of presets is kernels/engine/presets.json (the operator reads it too); CMake
+// writes its rows into presets.inc (kernels/engine/presets.cmake).
 constexpr Preset kPresets[] = {
-    {"llama3-tiny", 512, 256, 4, 8, 4, 768, 256, 10000.0f},
-    {"llama3-20m", 8192, 384, 8, 6, 2, 1024, 1024, 10000.0f},
-    {"llama3-150m", 49152, 768, 12, 12, 4, 2048, 2048, 500000.0f},
-    {"llama3-1b", 128256, 2048, 16, 32, 8, 8192, 2048, 500000.0f},
-    {"llama3-8b", 128256, 4096, 32, 32, 8, 14336, 8192, 500000.0f},
-    {"llama3-72b", 262144, 8192, 80, 64, 8, 28672, 2048, 500000.0f},
+#include "presets.inc"
 };
 }  // namespace
 
@@ -85,6 +81,7 @@ bool preset(const std::string& name, ModelConfig* out) {
       c.ffn_dim = p.ffn;
       c.max_seq_len = p.seq;
       c.rope_theta = p.theta;
+      c.norm_eps = p.norm_eps;
       *out = c;
       return true;
     }

@@ -39,7 +39,8 @@ struct MemoryEstimate {
 };
 MemoryEstimate estimate_memory(const ModelConfig& c, int batch, int seq_len);
 
-// Fills `out` with the named preset; false when no preset has that name.
+// Fills `out` with the named preset; false when no preset has that name. The presets are the
+// rows of kernels/engine/presets.json, compiled in (the operator reads the same file).
 bool preset(const std::string& name, ModelConfig* out);
 const std::vector<std::string>& preset_names();
 

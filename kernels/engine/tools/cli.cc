@@ -4,6 +4,9 @@
 //   train --preset P --shard FILE... [--steps N] [--batch N] [--seq N] [--lr X] [--save FILE]
 //   bench [--preset P] [--batch N] [--seq N] [--steps N]        CPU tokens/s of training steps
 //   grads --load CKPT --shard FILE --out FILE      loss and gradients for an outside comparison
+//   export --hf DIR [--tokenizer byte|none] [--run-config run.json] CKPT   -> Hugging Face LLaMA
+//   import --hf DIR OUT                            Hugging Face LLaMA -> engine checkpoint
+//   logits [--run-config run.json] CKPT TOKENS OUT  logits of token sequences (safetensors)
 #include <omp.h>
 
 #include <chrono>
@@ -18,6 +21,7 @@
 #include <vector>
 
 #include "config.h"
+#include "hf.h"
 #include "rng.h"
 #include "safetensors.h"
 #include "shards.h"
@@ -335,6 +339,164 @@ int cmd_grads(const Args& a) {
   return 0;
 }
 
+// An engine checkpoint, or a worker checkpoint with the run's resolved configuration.
+std::string load_weights(const Args& a, const std::string& path, hf::Weights* w) {
+  const std::string run_config = a.get("run-config", "");
+  if (!hf::is_worker_checkpoint(path)) {
+    const std::string err = hf::read_engine_checkpoint(path, w);
+    if (err.empty() && !run_config.empty()) {
+      std::fprintf(stderr, "note: %s is an engine checkpoint; its own shape is used, not %s\n",
+                   path.c_str(), run_config.c_str());
+    }
+    return err;
+  }
+  if (run_config.empty()) {
+    return path +
+           " is a worker checkpoint, which does not record the model's heads, rotary theta, "
+           "norm epsilon or sequence length: pass the run's run.json with --run-config";
+  }
+  ModelConfig c;
+  std::string run;
+  std::string err = hf::config_from_run_json(run_config, &c, &run);
+  if (!err.empty()) return err;
+  hf::WorkerCheckpointInfo info;
+  err = hf::read_worker_checkpoint(path, c, w, &info);
+  if (!err.empty()) return err;
+  if (!run.empty() && info.run != run) {
+    return path + " is a checkpoint of run " + info.run + ", " + run_config + " is of run " + run;
+  }
+  std::printf(
+      "worker checkpoint: run %s, weights after round %lld; fp32 body %llu bytes at offset %llu "
+      "(its SHA-256 is the state bucket's digest)\n",
+      info.run.c_str(), (long long)info.round, (unsigned long long)info.data_bytes,
+      (unsigned long long)info.data_offset);
+  return "";
+}
+
+int cmd_export(const Args& a) {
+  const std::string dir = a.get("hf", "");
+  if (dir.empty() || a.positional.size() != 1) {
+    std::fprintf(stderr,
+                 "usage: covenant-engine export --hf DIR [--tokenizer byte|none] "
+                 "[--run-config run.json] CHECKPOINT\n");
+    return 2;
+  }
+  hf::Weights w;
+  std::string err = load_weights(a, a.positional[0], &w);
+  hf::ExportOptions o;
+  o.tokenizer = a.get("tokenizer", "byte");
+  if (err.empty()) err = hf::export_hf(w, dir, o);
+  if (!err.empty()) {
+    std::fprintf(stderr, "%s\n", err.c_str());
+    return 1;
+  }
+  const ModelConfig& c = w.config;
+  std::printf("%s: LlamaForCausalLM, %zu tensors, %zu parameters (fp32, %.1f MiB)\n", dir.c_str(),
+              w.params.size(), w.data.size(), 4.0 * double(w.data.size()) / (1 << 20));
+  std::printf(
+      "  hidden %d, layers %d, heads %d (kv %d), ffn %d, vocab %d, max positions %d, "
+      "rope_theta %s, rms_norm_eps %s\n",
+      c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.ffn_dim, c.vocab_size, c.max_seq_len,
+      hf::float_text(c.rope_theta).c_str(), hf::float_text(c.norm_eps).c_str());
+  std::printf("  files: config.json model.safetensors%s\n",
+              o.tokenizer == "byte" ? " tokenizer.json tokenizer_config.json "
+                                      "special_tokens_map.json generation_config.json"
+                                    : "");
+  return 0;
+}
+
+int cmd_import(const Args& a) {
+  const std::string dir = a.get("hf", "");
+  if (dir.empty() || a.positional.size() != 1) {
+    std::fprintf(stderr, "usage: covenant-engine import --hf DIR OUT-CHECKPOINT\n");
+    return 2;
+  }
+  hf::Weights w;
+  std::vector<std::string> notes;
+  std::string err = hf::import_hf(dir, &w, &notes);
+  if (err.empty()) err = hf::write_engine_checkpoint(a.positional[0], w);
+  if (!err.empty()) {
+    std::fprintf(stderr, "%s\n", err.c_str());
+    return 1;
+  }
+  for (const std::string& n : notes) std::printf("note: %s\n", n.c_str());
+  const ModelConfig& c = w.config;
+  std::printf(
+      "%s: engine checkpoint, %zu parameters; vocab %d, dim %d, layers %d, heads %d (kv %d), "
+      "ffn %d, max_seq_len %d, rope_theta %s, norm_eps %s; AdamW moments zero, step 0\n",
+      a.positional[0].c_str(), w.data.size(), c.vocab_size, c.dim, c.n_layers, c.n_heads,
+      c.n_kv_heads, c.ffn_dim, c.max_seq_len, hf::float_text(c.rope_theta).c_str(),
+      hf::float_text(c.norm_eps).c_str());
+  return 0;
+}
+
+// Logits of the sequences in a text file (one sequence of token ids per line, all of one
+// length), for comparison with another implementation (scripts/hf_check.py).
+int cmd_logits(const Args& a) {
+  if (a.positional.size() != 3) {
+    std::fprintf(stderr,
+                 "usage: covenant-engine logits [--run-config run.json] CHECKPOINT TOKENS OUT\n"
+                 "  TOKENS: one sequence of token ids per line, every line the same length\n");
+    return 2;
+  }
+  hf::Weights w;
+  std::string err = load_weights(a, a.positional[0], &w);
+  if (!err.empty()) {
+    std::fprintf(stderr, "%s\n", err.c_str());
+    return 1;
+  }
+  std::ifstream in(a.positional[1]);
+  if (!in) {
+    std::fprintf(stderr, "cannot open %s\n", a.positional[1].c_str());
+    return 1;
+  }
+  std::vector<int32_t> tokens;
+  int B = 0, T = 0;
+  std::string line;
+  for (int lineno = 1; std::getline(in, line); lineno++) {
+    std::istringstream ls(line);
+    std::string word;
+    int n = 0;
+    while (ls >> word) {
+      char* end = nullptr;
+      const long id = std::strtol(word.c_str(), &end, 10);
+      if (*end != '\0' || id < 0 || id >= w.config.vocab_size) {
+        std::fprintf(stderr, "%s:%d: \"%s\" is not a token id in [0, %d)\n",
+                     a.positional[1].c_str(), lineno, word.c_str(), w.config.vocab_size);
+        return 1;
+      }
+      tokens.push_back(int32_t(id));
+      n++;
+    }
+    if (n == 0) continue;
+    if (B > 0 && n != T) {
+      std::fprintf(stderr, "%s:%d: %d tokens, the first sequence has %d\n", a.positional[1].c_str(),
+                   lineno, n, T);
+      return 1;
+    }
+    T = n;
+    B++;
+  }
+  if (B == 0) {
+    std::fprintf(stderr, "%s: no sequences\n", a.positional[1].c_str());
+    return 1;
+  }
+  std::vector<float> logits;
+  err = hf::forward_logits(w, tokens.data(), B, T, &logits);
+  if (err.empty()) {
+    err = safetensors::write(a.positional[2],
+                             {{"logits", {B, T, w.config.vocab_size}, logits.data()}},
+                             {{"batch", std::to_string(B)}, {"seq_len", std::to_string(T)}});
+  }
+  if (!err.empty()) {
+    std::fprintf(stderr, "%s\n", err.c_str());
+    return 1;
+  }
+  std::printf("logits of %d x %d tokens (vocabulary %d) in %s\n", B, T, w.config.vocab_size,
+              a.positional[2].c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -345,6 +507,9 @@ int main(int argc, char** argv) {
   if (cmd == "train") return cmd_train(a);
   if (cmd == "bench") return cmd_bench(a);
   if (cmd == "grads") return cmd_grads(a);
+  if (cmd == "export") return cmd_export(a);
+  if (cmd == "import") return cmd_import(a);
+  if (cmd == "logits") return cmd_logits(a);
   std::fprintf(
       stderr,
       "usage: covenant-engine <command> [options]\n"
@@ -352,6 +517,10 @@ int main(int argc, char** argv) {
       "  tokenize --out DIR [--bpe FILE] [--shard-tokens N] FILE...\n"
       "  train [--preset P] --shard FILE... [--steps N] [--batch N] [--seq N] [--accum N]\n"
       "        [--lr X] [--warmup N] [--seed N] [--data-seed N] [--load FILE] [--save FILE]\n"
-      "  bench [--preset P] [--batch N] [--seq N] [--steps N]\n");
+      "  bench [--preset P] [--batch N] [--seq N] [--steps N]\n"
+      "  grads [--preset P] --load CKPT --shard FILE --out FILE [--batch N] [--seq N]\n"
+      "  export --hf DIR [--tokenizer byte|none] [--run-config run.json] CHECKPOINT\n"
+      "  import --hf DIR OUT-CHECKPOINT\n"
+      "  logits [--run-config run.json] CHECKPOINT TOKENS OUT\n");
   return cmd.empty() ? 2 : 2;
 }

@@ -1,0 +1,68 @@
+# The model presets come from one table, kernels/engine/presets.json (operator/api/presets.ts
+# imports the same file). At configure time this writes its rows as C++ initializers for
+# src/config.cc; an edit of the JSON re-runs the configuration. A malformed table stops it with
+# a message that names the preset and the field.
+#
+#   covenant_engine_presets(JSON_FILE OUTPUT_FILE)
+function(covenant_engine_presets json_file output_file)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${json_file})
+  if(NOT EXISTS ${json_file})
+    message(FATAL_ERROR "model presets: ${json_file} not found")
+  endif()
+  file(READ ${json_file} json)
+  string(JSON count ERROR_VARIABLE err LENGTH "${json}" presets)
+  if(err OR count EQUAL 0)
+    message(FATAL_ERROR "model presets: ${json_file} has no \"presets\" array (${err})")
+  endif()
+  set(int_fields vocab hidden layers heads kvHeads ffn maxSeqLen)
+  set(float_fields ropeTheta normEps)
+  set(known name about ${int_fields} ${float_fields})
+  set(rows "")
+  set(names "")
+  math(EXPR last "${count} - 1")
+  foreach(i RANGE ${last})
+    string(JSON name ERROR_VARIABLE err GET "${json}" presets ${i} name)
+    if(err OR NOT name MATCHES "^[a-z0-9][a-z0-9.-]*$")
+      message(FATAL_ERROR "model presets: presets[${i}].name is missing or not [a-z0-9.-]")
+    endif()
+    if(name IN_LIST names)
+      message(FATAL_ERROR "model presets: ${name} appears twice")
+    endif()
+    list(APPEND names ${name})
+    string(JSON members ERROR_VARIABLE err LENGTH "${json}" presets ${i})
+    math(EXPR last_member "${members} - 1")
+    foreach(m RANGE ${last_member})
+      string(JSON key MEMBER "${json}" presets ${i} ${m})
+      if(NOT key IN_LIST known)
+        message(FATAL_ERROR "model presets: ${name}: unknown field \"${key}\"")
+      endif()
+    endforeach()
+    set(row "    {\"${name}\"")
+    foreach(f ${int_fields})
+      string(JSON type ERROR_VARIABLE err TYPE "${json}" presets ${i} ${f})
+      string(JSON v ERROR_VARIABLE err2 GET "${json}" presets ${i} ${f})
+      if(err OR err2 OR NOT type STREQUAL "NUMBER" OR NOT v MATCHES "^[1-9][0-9]*$"
+         OR v GREATER 2147483647)
+        message(FATAL_ERROR "model presets: ${name}.${f} must be a positive integer")
+      endif()
+      string(APPEND row ", ${v}")
+    endforeach()
+    foreach(f ${float_fields})
+      string(JSON type ERROR_VARIABLE err TYPE "${json}" presets ${i} ${f})
+      string(JSON v ERROR_VARIABLE err2 GET "${json}" presets ${i} ${f})
+      if(err OR err2 OR NOT type STREQUAL "NUMBER" OR NOT v MATCHES "^[0-9][0-9.eE+-]*$"
+         OR v MATCHES "^[0.]+([eE].*)?$")
+        message(FATAL_ERROR "model presets: ${name}.${f} must be a positive number")
+      endif()
+      # double literal, rounded once to float like the JSON number a worker passes the engine
+      string(APPEND row ", float(${v})")
+    endforeach()
+    string(APPEND rows "${row}},\n")
+  endforeach()
+  string(CONCAT content
+         "// Generated from kernels/engine/presets.json by kernels/engine/presets.cmake; do not edit.\n"
+         "// {name, vocab, hidden, layers, heads, kvHeads, ffn, maxSeqLen, ropeTheta, normEps}\n"
+         "${rows}")
+  # Rewritten only when the rows change, so that an unrelated reconfiguration rebuilds nothing.
+  file(CONFIGURE OUTPUT ${output_file} CONTENT "${content}" @ONLY)
+endfunction()
