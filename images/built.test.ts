@@ -27,8 +27,9 @@ import { join } from "node:path";
 import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, test } from "node:test";
+import { APP_BUNDLES } from "./bundle.ts";
 import { loadSpecs, repoRoot } from "./build.ts";
-import { NONROOT_UID } from "./definitions.ts";
+import { NONROOT_UID, type ImageSpec } from "./definitions.ts";
 import { ctrImportArgs, readImages } from "./digests.ts";
 import { flatten, verifyArchive, type TarMember, type VerifiedImage } from "./oci/verify.ts";
 
@@ -90,6 +91,16 @@ const FORBIDDEN_PATHS = [
 ];
 const FORBIDDEN_CONTENT = /-----BEGIN [A-Z ]*PRIVATE KEY-----|\bSU[A-Z2-7]{56}\b|\/work\/main\b/;
 
+/** The bundles an image carries: its entry point's, and covenant-admission in the operator image. */
+const bundlesOf = (spec: ImageSpec) =>
+  APP_BUNDLES.filter((a) => spec.layers.some((l) => l.stage === a.stage));
+/** How each command's --help starts. */
+const HELP: Record<string, RegExp> = {
+  "covenant-operator": /^Usage: covenant-operator/,
+  "covenant-worker": /^covenant-worker: /,
+  "covenant-admission": /^Usage: covenant-admission/,
+};
+
 for (const spec of specs) {
   const record = built[spec.name as keyof typeof built];
   const archive = record ? join(repoRoot, record.archive) : "";
@@ -136,6 +147,12 @@ for (const spec of specs) {
     const command = spec.runtime.entrypoint[0]!.slice(1);
     assert.equal(fs.get(command)?.type, "2", `${command} is a link to the bundle`);
     assert.ok(fs.get("app/THIRD-PARTY-LICENSES.txt"), "the bundled packages' licenses");
+    for (const app of bundlesOf(spec)) {
+      assert.equal(fs.get(`usr/local/bin/${app.command}`)?.linkname, `../../../app/${app.command}.mjs`);
+      assert.equal(fs.get(`app/${app.command}.mjs`)?.mode, 0o755, app.command);
+      assert.ok(fs.get(`app/${app.licenses}`), `${app.command}: its packages' licenses`);
+    }
+    if (spec.name === "covenant-operator") assert.ok(fs.get("usr/local/bin/covenant-admission"));
     assert.ok(fs.get("usr/local/share/doc/node/LICENSE"), "Node's license");
     assert.ok(fs.get("var/lib/dpkg/status.d/libc6"), "the Debian packages, for scanners");
     if (spec.name.startsWith("covenant-worker")) {
@@ -162,6 +179,13 @@ for (const spec of specs) {
         help.out,
         spec.name === "covenant-operator" ? /^Usage: covenant-operator/ : /^covenant-worker: /,
       );
+      // Every command the image carries, by its PATH name (the chart's admission Deployment
+      // runs `covenant-admission` from the operator image).
+      for (const app of bundlesOf(spec)) {
+        const r = inImage(root, image, [app.command, "--help"]);
+        assert.equal(r.status, 0, `${app.command}: ${r.out}`);
+        assert.match(r.out, HELP[app.command]!, app.command);
+      }
       if (spec.name.startsWith("covenant-worker")) {
         // Load both addons the way kernels/binding does, through the image's environment.
         const script = [
@@ -224,10 +248,7 @@ test(
         const names = ctr("images", "ls", "--quiet").stdout.split("\n");
         assert.ok(names.includes(record.name), `${record.name} in ${names.join(" ")}`);
         assert.ok(names.includes(record.ref), `${record.ref} in ${names.join(" ")}`);
-        const command = specs
-          .find((s) => s.name === name)!
-          .runtime.entrypoint[0]!.split("/")
-          .at(-1)!;
+        const spec = specs.find((s) => s.name === name)!;
         const script = "console.log(process.getuid(), process.getgid())";
         // By digest, as pods name it.
         const id = ctr(
@@ -243,20 +264,23 @@ test(
           script,
         );
         assert.equal(id.stdout.trim(), `${NONROOT_UID} ${NONROOT_UID}`, id.stderr);
-        // The command by its PATH name, as the operator's worker pods start the worker.
-        const help = ctr(
-          "run",
-          "--rm",
-          "--read-only",
-          "--fifo-dir",
-          join(dir, "fifo"),
-          record.name,
-          `${name}-help`,
-          command,
-          "--help",
-        );
-        assert.equal(help.status, 0, help.stderr);
-        assert.match(help.stdout, new RegExp(command));
+        // Each command by its PATH name, as the operator's worker pods start the worker and the
+        // chart's admission Deployment starts covenant-admission.
+        for (const { command } of bundlesOf(spec)) {
+          const help = ctr(
+            "run",
+            "--rm",
+            "--read-only",
+            "--fifo-dir",
+            join(dir, "fifo"),
+            record.name,
+            `${name}-${command}-help`,
+            command,
+            "--help",
+          );
+          assert.equal(help.status, 0, help.stderr);
+          assert.match(help.stdout, new RegExp(command));
+        }
       }
     } finally {
       daemon.kill("SIGTERM");

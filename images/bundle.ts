@@ -1,13 +1,15 @@
 /**
- * Compiles the operator and the worker into one ES module each (esbuild), with the license texts
- * of every package inside, into the staging directories of their image layers:
+ * Compiles the operator, the worker and the admission service into one ES module each (esbuild),
+ * with the license texts of every package inside, into the staging directories of their image
+ * layers:
  *
  *   <stage>/operator-app/app/covenant-operator.mjs        the bundle, executable (#!/usr/local/bin/node)
  *   <stage>/operator-app/app/THIRD-PARTY-LICENSES.txt     the bundled packages and their licenses
  *   <stage>/operator-app/usr/local/bin/covenant-operator  -> ../../../app/covenant-operator.mjs
- *   (and the same for the worker)
+ *   (and the same for the worker; the admission service, a second layer of the operator image,
+ *   names its license file after itself so that it does not hide the operator's)
  *
- *   node --import tsx images/bundle.ts STAGE_DIR PROD_DIR [COMMAND...]   (default: both)
+ *   node --import tsx images/bundle.ts STAGE_DIR PROD_DIR [COMMAND...]   (default: all)
  *
  * PROD_DIR holds the production dependencies only (`npm ci --omit=dev` of the same lock file,
  * images/images.mk makes it): the project's imports of packages are resolved there, never in the
@@ -42,11 +44,33 @@ export interface AppBundle {
   entry: string;
   /** The command's name: /usr/local/bin/<name> and /app/<name>.mjs. */
   command: string;
+  /**
+   * The license file's name in /app: THIRD-PARTY-LICENSES.txt for an image's own command, a name
+   * of its own for a bundle that shares an image with another (its layer would hide the other's).
+   */
+  licenses: string;
 }
 
 export const APP_BUNDLES: readonly AppBundle[] = [
-  { stage: "operator-app", entry: "images/entry/operator.ts", command: "covenant-operator" },
-  { stage: "worker-app", entry: "images/entry/worker.ts", command: "covenant-worker" },
+  {
+    stage: "operator-app",
+    entry: "images/entry/operator.ts",
+    command: "covenant-operator",
+    licenses: "THIRD-PARTY-LICENSES.txt",
+  },
+  {
+    stage: "worker-app",
+    entry: "images/entry/worker.ts",
+    command: "covenant-worker",
+    licenses: "THIRD-PARTY-LICENSES.txt",
+  },
+  // The run's admission service, in the operator image (docs/decisions/admission-in-chart.md).
+  {
+    stage: "admission-app",
+    entry: "images/entry/admission.ts",
+    command: "covenant-admission",
+    licenses: "THIRD-PARTY-LICENSES.covenant-admission.txt",
+  },
 ];
 
 /** The shebang and a `require` for the CommonJS packages that esbuild wraps into the ES module. */
@@ -211,7 +235,7 @@ async function bundleOne(
       text: readFileSync(join(prodRoot, p.key, file), "utf8"),
     })),
   );
-  writeFileSync(join(dir, "app", "THIRD-PARTY-LICENSES.txt"), text);
+  writeFileSync(join(dir, "app", app.licenses), text);
   process.stdout.write(`bundle: ${app.command}.mjs, ${packages.length} packages\n`);
   for (const l of [...leftOut].sort())
     process.stdout.write(`  left as a runtime import, as production installs lack it: ${l}\n`);

@@ -121,6 +121,7 @@ test("each Containerfile copies every source directory its bundle is built from"
   const { build } = await import("esbuild");
   for (const [file, command] of [
     ["operator", "covenant-operator"],
+    ["operator", "covenant-admission"],
     ["worker", "covenant-worker"],
   ] as const) {
     const app = APP_BUNDLES.find((a) => a.command === command)!;
@@ -146,4 +147,32 @@ test("each Containerfile copies every source directory its bundle is built from"
       .map((i) => i.args.split(/\s+/)[0]!.replace(/\/$/, "").split("/")[0]!);
     for (const d of dirs) assert.ok(copied.includes(d), `${file}/Containerfile does not copy ${d}/`);
   }
+});
+
+test("every bundle is in an image, and bundles sharing an image keep their own license files", () => {
+  for (const app of APP_BUNDLES)
+    assert.ok(
+      specs.some((s) => s.layers.some((l) => l.stage === app.stage)),
+      `${app.command} is in no image`,
+    );
+  for (const s of specs) {
+    const apps = APP_BUNDLES.filter((a) => s.layers.some((l) => l.stage === a.stage));
+    const files = apps.map((a) => a.licenses);
+    assert.equal(new Set(files).size, files.length, `${s.name}: ${files.join(", ")}`);
+    assert.ok(files.includes("THIRD-PARTY-LICENSES.txt"), s.name);
+  }
+});
+
+test("the operator image carries covenant-admission below the operator, in both builds", () => {
+  const layers = spec("covenant-operator").layers.map((l) => l.stage);
+  assert.deepEqual(layers.slice(-2), ["admission-app", "operator-app"]);
+  const { stages } = containerfile("operator");
+  const bundle = stages.find((s) => s.name === "bundle")!;
+  const run = bundle.instructions.find((i) => i.op === "RUN" && i.args.includes("images/bundle.ts"));
+  assert.match(run?.args ?? "", /images\/bundle\.ts \/stage \/prod covenant-operator covenant-admission$/);
+  const copies = stages
+    .at(-1)!
+    .instructions.filter((i) => i.op === "COPY" && i.args.startsWith("--from=bundle"))
+    .map((i) => i.args.split(/\s+/)[1]);
+  assert.deepEqual(copies, ["/stage/admission-app/", "/stage/operator-app/"]);
 });

@@ -83,8 +83,12 @@ export function imageSpecs(v: Versions): ImageSpec[] {
       name: "covenant-operator",
       repository: REPOSITORIES.operator,
       tag: v.project,
+      // The run's admission service rides along (the chart's optional admission Deployment runs
+      // `covenant-admission`; docs/decisions/admission-in-chart.md), below the operator, which
+      // changes more often and stays the top layer.
       layers: [
         ...baseLayers(v),
+        { stage: "admission-app", createdBy: "covenant-admission bundle (images/bundle.ts)" },
         { stage: "operator-app", createdBy: "covenant-operator bundle (images/bundle.ts)" },
       ],
       runtime: {
@@ -95,7 +99,7 @@ export function imageSpecs(v: Versions): ImageSpec[] {
         labels: labels(
           v,
           "covenant-operator",
-          "Covenant operator: TrainingRuns and CovenantPeers into worker pods",
+          "Covenant operator: TrainingRuns and CovenantPeers into worker pods (and covenant-admission, which admits peers to a run bus by hotkey)",
         ),
       },
     },

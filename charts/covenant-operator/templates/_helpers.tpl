@@ -36,3 +36,25 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The admission service's objects: their own app.kubernetes.io/name, so that the operator's
+selectors (name and instance) never take in the admission pods, and the other way round.
+*/}}
+{{- define "covenant.admission.fullname" -}}
+{{- printf "%s-admission" (include "covenant.fullname" . | trunc 53 | trimSuffix "-") -}}
+{{- end -}}
+
+{{- define "covenant.admission.selectorLabels" -}}
+app.kubernetes.io/name: covenant-admission
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "covenant.admission.labels" -}}
+{{ include "covenant.admission.selectorLabels" . }}
+app.kubernetes.io/component: admission
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: covenant-operator
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
