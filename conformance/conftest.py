@@ -17,8 +17,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NETUID = int(os.environ.get("COVENANT_CHAIN_NETUID", "3"))
+# A subnet with commit-reveal of weights on; against an endpoint, only when one is named.
+CR_NETUID = os.environ.get("COVENANT_CHAIN_CR_NETUID")
+LOCAL_CR_NETUID = 4
 # Fast blocks keep the weights rate limit (100 blocks, as in production) to a few seconds.
 BLOCK_TIME_MS = 50
+# Epochs of the local commit-reveal subnet: long enough (2 s) to land a reveal inside one.
+LOCAL_CR_TEMPO = 40
 
 
 def _start_local_chain():
@@ -26,6 +31,7 @@ def _start_local_chain():
         "node", "--import", "tsx", "e2e/chain/main.ts",
         "--netuid", str(NETUID), "--neurons", "4", "--validators", "1",
         "--block-time-ms", str(BLOCK_TIME_MS), "--port", "0",
+        "--commit-reveal-netuid", str(LOCAL_CR_NETUID), "--commit-reveal-tempo", str(LOCAL_CR_TEMPO),
     ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=sys.stderr, text=True)
     deadline = time.monotonic() + 120
@@ -53,6 +59,22 @@ def endpoint():
 @pytest.fixture(scope="session")
 def netuid():
     return NETUID
+
+
+@pytest.fixture(scope="session")
+def local_chain():
+    """True when the suite runs against the local chain it started (balances are then exact)."""
+    return not os.environ.get("COVENANT_CHAIN_ENDPOINT")
+
+
+@pytest.fixture(scope="session")
+def cr_netuid(local_chain):
+    """The commit-reveal subnet: the local chain's second subnet, or COVENANT_CHAIN_CR_NETUID."""
+    if local_chain:
+        return LOCAL_CR_NETUID
+    if CR_NETUID is None:
+        pytest.skip("COVENANT_CHAIN_CR_NETUID is not set: no commit-reveal subnet to use")
+    return int(CR_NETUID)
 
 
 @pytest.fixture(scope="session")

@@ -9,14 +9,24 @@ import { u8aConcat, u8aToHex, hexToU8a, stringToU8a } from "@polkadot/util";
 import { blake2AsHex } from "@polkadot/util-crypto";
 import {
   burnedRegister,
+  commitWeights,
+  revealWeights,
   serveAxon,
   setCommitment,
   setWeights,
+  transferKeepAlive,
   type DispatchOutcome,
   type EventSpec,
 } from "./dispatch.ts";
-import { checkExtrinsic, RpcError, type ChainView, type CheckedExtrinsic } from "./extrinsics.ts";
+import {
+  checkExtrinsic,
+  PAYMENT_ERROR,
+  RpcError,
+  type ChainView,
+  type CheckedExtrinsic,
+} from "./extrinsics.ts";
 import { encodeEvent } from "./events.ts";
+import { canPayFee, feeConstants, type DispatchInfo, type FeeConstants } from "./fees.ts";
 import { entry, storageKey, type Runtime } from "./runtime.ts";
 import { account, cloneState, type ChainState } from "./state.ts";
 import { materializeBlock, materializeState, type StorageMap } from "./storage.ts";
@@ -48,8 +58,8 @@ export interface ChainOptions {
   now?: () => number;
 }
 
-/** Dispatch weight reported in ExtrinsicSuccess/ExtrinsicFailed (the local chain does not meter). */
-const DISPATCH_INFO = { weight: { refTime: 0n, proofSize: 0n }, class: "Normal", paysFee: "Yes" };
+/** Dispatch info of the timestamp inherent in ExtrinsicSuccess (its weight is not modelled). */
+const INHERENT_INFO = { weight: { refTime: 0n, proofSize: 0n }, class: "Mandatory", paysFee: "Yes" };
 const HASH_RECENT = 256;
 
 interface ChainEvents {
@@ -71,6 +81,8 @@ export class Chain extends EventEmitter<ChainEvents> {
   producerErrors = 0;
   private readonly retention: number;
   private readonly now: () => number;
+  /** Fee constants of the runtime (from its metadata). */
+  readonly fees: FeeConstants;
 
   constructor(
     readonly rt: Runtime,
@@ -80,6 +92,7 @@ export class Chain extends EventEmitter<ChainEvents> {
     this.setMaxListeners(0);
     this.retention = opts.stateRetention ?? 1200;
     this.now = opts.now ?? Date.now;
+    this.fees = feeConstants(rt);
     this.draft = cloneState(opts.genesis);
     this.seal([], [], "0x" + "00".repeat(32));
   }
@@ -130,6 +143,7 @@ export class Chain extends EventEmitter<ChainEvents> {
     const best = this.best.state!;
     return {
       bestNumber: this.best.number,
+      bestState: best,
       genesisHash: this.genesisHash,
       blockHash: (n) => this.blocks[n]?.hash,
       accountNonce: (who) => best.accounts.get(who)?.nonce ?? 0,
@@ -140,7 +154,7 @@ export class Chain extends EventEmitter<ChainEvents> {
 
   /** Checks and pools an extrinsic; throws RpcError when the pool rejects it. */
   submit(hex: unknown): CheckedExtrinsic {
-    const checked = checkExtrinsic(this.rt, this.view(), hex);
+    const checked = checkExtrinsic(this.rt, this.fees, this.view(), hex);
     if (this.pool.some((p) => p.hash === checked.hash)) {
       throw new RpcError(1013, "Transaction Already Imported");
     }
@@ -164,7 +178,7 @@ export class Chain extends EventEmitter<ChainEvents> {
       this.rt.decorated.tx.timestamp!.set!(this.now()),
     );
     const extrinsics: string[] = [inherent.toHex()];
-    records.push({ phase: { ApplyExtrinsic: 0 }, event: success() });
+    records.push({ phase: { ApplyExtrinsic: 0 }, event: success(INHERENT_INFO) });
     const txs = this.pool;
     this.pool = [];
     const included: string[] = [];
@@ -174,18 +188,38 @@ export class Chain extends EventEmitter<ChainEvents> {
         this.emit("dropped", tx.hash, "nonce no longer valid");
         continue;
       }
+      // The balance may have changed since the pool checked it: an unpayable transaction is
+      // invalid for this block and leaves the pool without touching the state.
+      if (!canPayFee(this.fees, acct.free, tx.fee.total)) {
+        this.emit("dropped", tx.hash, PAYMENT_ERROR);
+        continue;
+      }
       acct.nonce += 1;
       const index = extrinsics.length;
       extrinsics.push(tx.hex);
       included.push(tx.hash);
-      const outcome = this.safeDispatch(state, BigInt(number), tx);
       const phase = { ApplyExtrinsic: index };
-      if (outcome.ok) {
-        for (const event of outcome.events) records.push({ phase, event });
-        records.push({ phase, event: success() });
-      } else {
-        records.push({ phase, event: this.failed(outcome) });
+      // ChargeTransactionPayment withdraws the fee before the call runs and keeps it whatever
+      // the outcome. There is no block author to pay it to, so it is burned.
+      if (tx.fee.total > 0n) {
+        acct.free -= tx.fee.total;
+        records.push({
+          phase,
+          event: { pallet: "Balances", name: "Withdraw", data: [tx.signer, tx.fee.total] },
+        });
       }
+      const outcome = this.safeDispatch(state, BigInt(number), tx);
+      if (outcome.ok) for (const event of outcome.events) records.push({ phase, event });
+      records.push({
+        phase,
+        event: {
+          pallet: "TransactionPayment",
+          name: "TransactionFeePaid",
+          data: [tx.signer, tx.fee.total, tx.fee.tip],
+        },
+      });
+      const info = this.eventInfo(tx.info);
+      records.push({ phase, event: outcome.ok ? success(info) : this.failed(outcome, info) });
       this.draftDirty = true;
     }
     const block = this.seal(extrinsics, records, this.best.hash);
@@ -203,45 +237,56 @@ export class Chain extends EventEmitter<ChainEvents> {
   }
 
   private dispatch(state: ChainState, block: bigint, tx: CheckedExtrinsic): DispatchOutcome {
-    const a = tx.method.args;
     const ctx = { block };
-    const num = (i: number) => Number(a[i]!.toString());
-    const big = (i: number) => BigInt(a[i]!.toString());
-    switch (tx.call) {
+    const c = tx.args;
+    switch (c.call) {
       case "subtensorModule.burnedRegister":
-        return burnedRegister(state, ctx, tx.signer, num(0), u8aToHex(a[1]!.toU8a()));
-      case "subtensorModule.setWeights": {
-        const list = (i: number) => (a[i]!.toJSON() as number[]).map(Number);
-        return setWeights(state, ctx, tx.signer, num(0), list(1), list(2), big(3));
-      }
-      case "subtensorModule.setMechanismWeights": {
-        const list = (i: number) => (a[i]!.toJSON() as number[]).map(Number);
-        if (num(1) !== 0)
-          return { ok: false, failure: { pallet: "SubtensorModule", error: "MechanismDoesNotExist" } };
-        return setWeights(state, ctx, tx.signer, num(0), list(2), list(3), big(4));
-      }
+        return burnedRegister(state, ctx, tx.signer, c.netuid, c.hotkey);
+      case "subtensorModule.setWeights":
+      case "subtensorModule.setMechanismWeights":
+        return setWeights(state, ctx, tx.signer, c.netuid, c.dests, c.weights, c.versionKey, c.mecid);
+      case "subtensorModule.commitWeights":
+      case "subtensorModule.commitMechanismWeights":
+        return commitWeights(state, ctx, tx.signer, c.netuid, c.mecid, c.hash);
+      case "subtensorModule.revealWeights":
+      case "subtensorModule.revealMechanismWeights":
+        return revealWeights(
+          state,
+          ctx,
+          tx.signer,
+          c.netuid,
+          c.mecid,
+          c.uids,
+          c.values,
+          c.salt,
+          c.versionKey,
+        );
       case "subtensorModule.serveAxon":
-        return serveAxon(state, ctx, tx.signer, {
-          netuid: num(0),
-          version: num(1),
-          ip: big(2),
-          port: num(3),
-          ipType: num(4),
-          protocol: num(5),
-          placeholder1: num(6),
-          placeholder2: num(7),
-        });
-      case "commitments.setCommitment": {
-        const info = a[1]! as unknown as { fields: { length: number } } & { toU8a(): Uint8Array };
-        return setCommitment(state, ctx, tx.signer, num(0), info.fields.length, info.toU8a());
-      }
+        return serveAxon(state, ctx, tx.signer, c);
+      case "commitments.setCommitment":
+        return setCommitment(state, ctx, tx.signer, c.netuid, c.fieldCount, c.info);
+      case "balances.transferKeepAlive":
+        return transferKeepAlive(state, tx.signer, c.dest, c.value, this.fees.existentialDeposit);
     }
   }
 
-  private failed(outcome: Extract<DispatchOutcome, { ok: false }>): EventSpec {
+  /** DispatchEventInfo of an applied extrinsic: its weight with the extensions and base extrinsic. */
+  private eventInfo(info: DispatchInfo) {
+    return {
+      weight: {
+        refTime: info.totalWeight.refTime + this.fees.baseExtrinsic.refTime,
+        proofSize: info.totalWeight.proofSize + this.fees.baseExtrinsic.proofSize,
+      },
+      class: info.class,
+      paysFee: info.paysFee ? "Yes" : "No",
+    };
+  }
+
+  private failed(outcome: Extract<DispatchOutcome, { ok: false }>, info: unknown): EventSpec {
     const { pallet, error } = outcome.failure;
-    if (pallet === "")
-      return { pallet: "System", name: "ExtrinsicFailed", data: [{ Other: null }, DISPATCH_INFO] };
+    if (pallet === "") return { pallet: "System", name: "ExtrinsicFailed", data: [{ [error]: null }, info] };
+    if (pallet === "Token")
+      return { pallet: "System", name: "ExtrinsicFailed", data: [{ Token: error }, info] };
     const camel = pallet[0]!.toLowerCase() + pallet.slice(1);
     const meta = this.rt.decorated.errors[camel]?.[error]?.meta;
     const p = this.rt.metadata.asLatest.pallets.find((x) => x.name.eq(pallet));
@@ -250,7 +295,7 @@ export class Chain extends EventEmitter<ChainEvents> {
     return {
       pallet: "System",
       name: "ExtrinsicFailed",
-      data: [{ Module: { index: p.index.toNumber(), error: errorBytes } }, DISPATCH_INFO],
+      data: [{ Module: { index: p.index.toNumber(), error: errorBytes } }, info],
     };
   }
 
@@ -315,8 +360,8 @@ export class Chain extends EventEmitter<ChainEvents> {
   }
 }
 
-function success(): EventSpec {
-  return { pallet: "System", name: "ExtrinsicSuccess", data: [DISPATCH_INFO] };
+function success(info: unknown): EventSpec {
+  return { pallet: "System", name: "ExtrinsicSuccess", data: [info] };
 }
 
 /** A digest of the whole storage (not a trie root; the local chain serves no proofs). */

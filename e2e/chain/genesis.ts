@@ -23,6 +23,11 @@ export interface GenesisOptions {
    * that registered and staked before the run began (a validator needs stake and a permit).
    */
   registered?: { hotkey: string; stake?: bigint; validatorPermit?: boolean }[];
+  /**
+   * More subnets, each with the same seeded and registered neurons (same keys, stake and
+   * permits) and its own parameters, e.g. a subnet with commit-reveal on.
+   */
+  extraSubnets?: { netuid: number; subnet?: Partial<SubnetParams> }[];
 }
 
 export const DEV_BALANCE = 1_000_000_000_000n;
@@ -74,6 +79,12 @@ export async function buildGenesis(o: GenesisOptions): Promise<ChainState> {
     subnet.neurons.push(neuron);
     state.owners.set(key, key);
     account(state, key).free = o.balance ?? DEV_BALANCE;
+  }
+  for (const extra of o.extraSubnets ?? []) {
+    if (state.subnets.has(extra.netuid)) throw new Error(`subnet ${extra.netuid} is defined twice`);
+    const copy = newSubnet(extra.netuid, subnet.owner, { ...o.subnet, ...extra.subnet });
+    copy.neurons = subnet.neurons.map((n) => ({ ...n, weights: [] }));
+    state.subnets.set(extra.netuid, copy);
   }
   return state;
 }

@@ -1,7 +1,8 @@
 /**
  * Runs the local subtensor chain standalone (for the demo and for pointing a bridge at it):
  *   node --import tsx e2e/chain/main.ts --netuid 3 --neurons 64 --validators 4 --port 9944
- * Prints the WebSocket URL on stdout and serves until SIGINT/SIGTERM.
+ * Prints the WebSocket URL on stdout and serves until SIGINT/SIGTERM. `--commit-reveal-netuid`
+ * adds a second subnet with the same neurons and commit-reveal of weights on.
  */
 import { parseArgs } from "node:util";
 import { startLocalChain } from "./local.ts";
@@ -15,6 +16,8 @@ const { values } = parseArgs({
     host: { type: "string", default: "127.0.0.1" },
     port: { type: "string", default: "9944" },
     fund: { type: "string", multiple: true, default: [] },
+    "commit-reveal-netuid": { type: "string" },
+    "commit-reveal-tempo": { type: "string", default: "360" },
     help: { type: "boolean", default: false },
   },
 });
@@ -30,7 +33,8 @@ function int(name: string, v: string, min: number, max: number): number {
 
 if (values.help) {
   process.stdout.write(
-    "usage: main.ts [--netuid N] [--neurons N] [--validators N] [--block-time-ms MS] [--host H] [--port P] [--fund SS58]...\n",
+    "usage: main.ts [--netuid N] [--neurons N] [--validators N] [--block-time-ms MS] [--host H] [--port P] [--fund SS58]...\n" +
+      "               [--commit-reveal-netuid N [--commit-reveal-tempo T]]\n",
   );
   process.exit(0);
 }
@@ -43,6 +47,18 @@ const lc = await startLocalChain({
   host: values.host,
   port: int("port", values.port, 0, 65535),
   funded: values.fund,
+  extraSubnets:
+    values["commit-reveal-netuid"] === undefined
+      ? []
+      : [
+          {
+            netuid: int("commit-reveal-netuid", values["commit-reveal-netuid"], 0, 65535),
+            subnet: {
+              commitRevealWeightsEnabled: true,
+              tempo: int("commit-reveal-tempo", values["commit-reveal-tempo"], 1, 65535),
+            },
+          },
+        ],
 });
 process.stdout.write(`${lc.url}\n`);
 const shutdown = () => {

@@ -69,6 +69,50 @@ describe("node rpc surface", () => {
     assert.equal((await raw.call("state_call", ["Core_version", "0xzz"])).error?.code, -32602);
   });
 
+  it("takes the node's parameter forms and answers as the node does", async () => {
+    // rpc_methods: { methods } without a version field, itself included.
+    const listed = await raw.result<Record<string, unknown>>("rpc_methods");
+    assert.deepEqual(Object.keys(listed), ["methods"]);
+    assert.ok((listed.methods as string[]).includes("rpc_methods"));
+    // chain_getBlockHash: a number, 0x-hex, or a list of them; unknown numbers are null.
+    const h0 = await raw.result<string>("chain_getBlockHash", [0]);
+    assert.equal(await raw.result("chain_getBlockHash", ["0x0"]), h0);
+    assert.deepEqual(await raw.result("chain_getBlockHash", [[0, "0x0", 99_999_999]]), [h0, h0, null]);
+    // Hashes with or without 0x; an unknown block is null for chain_getHeader / chain_getBlock.
+    const header = await raw.result<{ number: string }>("chain_getHeader", [h0.slice(2)]);
+    assert.equal(header.number, "0x0");
+    const unknown = "0x" + "ab".repeat(32);
+    assert.equal(await raw.result("chain_getHeader", [unknown]), null);
+    assert.equal(await raw.result("chain_getBlock", [unknown]), null);
+    assert.equal((await raw.call("state_getStorage", ["0x00", unknown])).error?.code, 4003);
+    assert.equal((await raw.call("chain_getHeader", ["0x1234"])).error?.code, -32602);
+    // AccountId parameters are SS58 only, as the node's serde takes them.
+    const aliceHex = "0xd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d";
+    assert.equal((await raw.call("system_accountNextIndex", [aliceHex])).error?.code, -32602);
+    // state_getKeysPaged's count is a JSON number.
+    assert.equal((await raw.call("state_getKeysPaged", ["0x", "0x10"])).error?.code, -32602);
+    // The legacy subscribe_newHead alias notifies as chain_newHead.
+    const sub = await raw.result<string>("subscribe_newHead");
+    assert.equal(await raw.result("unsubscribe_newHead", [sub]), true);
+    // subtensor's own RPCs answer the runtime API's SCALE bytes as a JSON array.
+    const viaRpc = await raw.result<number[]>("neuronInfo_getNeuronsLite", [NETUID]);
+    const viaCall = await raw.result<string>("state_call", [
+      "NeuronInfoRuntimeApi_get_neurons_lite",
+      "0x0300",
+    ]);
+    assert.equal("0x" + Buffer.from(viaRpc).toString("hex"), viaCall);
+    const hp = await raw.result<number[]>("subnetInfo_getSubnetHyperparamsV2", [NETUID, h0]);
+    assert.ok(hp.length > 10);
+    const sel = await raw.result<number[]>("subnetInfo_getSelectiveMechagraph", [NETUID, 0, [0, 1]]);
+    assert.equal(
+      "0x" + Buffer.from(sel).toString("hex"),
+      await raw.result("state_call", ["SubnetInfoRuntimeApi_get_selective_mechagraph", "0x0300000800000100"]),
+    );
+    assert.equal(await raw.result("subnetInfo_getLockCost"), 0);
+    assert.equal((await raw.call("neuronInfo_getNeuronsLite", ["3"])).error?.code, -32602);
+    assert.equal((await raw.call("neuronInfo_getNeuronsLite", [NETUID, unknown])).error?.code, 1);
+  });
+
   it("runs the SDK's runtime APIs and refuses bad SCALE without changing state", async () => {
     for (const [m, data] of [
       ["SubnetInfoRuntimeApi_get_metagraph", "0x0300"],

@@ -1,13 +1,15 @@
 /**
  * Runtime APIs beyond the lite neuron calls, answered from the chain state the same way the
  * storage is: the SDK's metagraph, full neurons, stake info, subnet info, hyperparameters,
- * dynamic info and fee estimation. Inputs are decoded and outputs encoded with the types the
+ * dynamic info and fee estimation (the same fee the chain then charges). Inputs are decoded and outputs encoded with the types the
  * metadata declares for each method, so a wrong layout cannot be written down here; a struct
  * field this chain has no notion of (alpha pools, liquid alpha, identities) is left to the
  * type's zero value, which is what a fresh production subnet reports too.
  */
+import type { GenericExtrinsic } from "@polkadot/types";
 import type { Codec } from "@polkadot/types-codec/types";
-import { RpcError } from "./extrinsics.ts";
+import { decodableSignature, extrinsicFee, RpcError } from "./extrinsics.ts";
+import { feeConstants, type DispatchInfo, type Fee } from "./fees.ts";
 import { EMPTY_AXON, lite } from "./neurons.ts";
 import type { Runtime } from "./runtime.ts";
 import type { ChainState, Neuron, Subnet } from "./state.ts";
@@ -29,6 +31,7 @@ function params(s: Subnet): Value {
     weightsVersion: s.weightsVersionKey,
     weightsRateLimit: s.weightsSetRateLimit,
     commitRevealWeightsEnabled: s.commitRevealWeightsEnabled,
+    commitRevealPeriod: s.revealPeriodEpochs,
     maxRegsPerBlock: s.maxRegistrationsPerBlock,
     maxUids: s.maxAllowedUids,
     maxAllowedUids: s.maxAllowedUids,
@@ -206,13 +209,63 @@ function decodeInputs(rt: Runtime, name: string, input: Uint8Array): Codec[] {
 }
 
 /**
- * Fee estimate of an extrinsic: the local chain charges no fees, so the partial fee is 0 (the
- * weight is a nominal one). Only the trailing u32 length is checked: the extrinsic is not decoded.
+ * The extrinsic and length a fee query is about: TransactionPaymentApi takes the extrinsic
+ * (SCALE, with its length prefix) and the u32 length to charge for. The signature is not
+ * checked (wallets estimate with a dummy one), as on a node.
  */
+export function priceExtrinsic(
+  rt: Runtime,
+  ext: GenericExtrinsic,
+  len: number,
+  what: string,
+): { info: DispatchInfo; fee: Fee } {
+  const priced = extrinsicFee(feeConstants(rt), ext, len);
+  if (!priced)
+    throw new RpcError(
+      4003,
+      "Client error",
+      `Execution failed: ${what}: the local chain has no weight for ${ext.method.section}.${ext.method.method}`,
+    );
+  return priced;
+}
+
+function feeQuery(rt: Runtime, name: string, input: Uint8Array): { info: DispatchInfo; fee: Fee } {
+  let ext: GenericExtrinsic;
+  try {
+    ext = rt.registry.createType("Extrinsic", decodableSignature(rt, input)) as GenericExtrinsic;
+  } catch {
+    throw undecodable(name);
+  }
+  const rest = input.subarray(ext.encodedLength);
+  if (rest.length !== 4) throw undecodable(name);
+  const len = rest[0]! | (rest[1]! << 8) | (rest[2]! << 16) | (rest[3]! * 2 ** 24);
+  return priceExtrinsic(rt, ext, len, name);
+}
+
+/** RuntimeDispatchInfo of an extrinsic: total weight, class and the partial fee that is then charged. */
+export function dispatchInfoValue(info: DispatchInfo, fee: Fee): Record<string, unknown> {
+  return {
+    weight: { refTime: info.totalWeight.refTime, proofSize: info.totalWeight.proofSize },
+    class: info.class,
+    partialFee: fee.partialFee,
+  };
+}
+
+/** FeeDetails: the inclusion fee's parts (none for a call that does not pay), tip 0 as queried. */
+export function feeDetailsValue(fee: Fee): Record<string, unknown> {
+  return { inclusionFee: fee.inclusionFee ?? null, tip: 0n };
+}
+
 function queryInfo(rt: Runtime, input: Uint8Array): Uint8Array {
-  if (input.length < 5) throw undecodable("TransactionPaymentApi_query_info");
-  const value = { weight: { refTime: 1_000_000_000n, proofSize: 0n }, class: "Normal", partialFee: 0n };
-  return rt.registry.createTypeUnsafe(outputType(rt, "TransactionPaymentApi_query_info"), [value]).toU8a();
+  const name = "TransactionPaymentApi_query_info";
+  const { info, fee } = feeQuery(rt, name, input);
+  return rt.registry.createTypeUnsafe(outputType(rt, name), [dispatchInfoValue(info, fee)]).toU8a();
+}
+
+function queryFeeDetails(rt: Runtime, input: Uint8Array): Uint8Array {
+  const name = "TransactionPaymentApi_query_fee_details";
+  const { fee } = feeQuery(rt, name, input);
+  return rt.registry.createTypeUnsafe(outputType(rt, name), [feeDetailsValue(fee)]).toU8a();
 }
 
 /** The answer of runtime API `name`, or undefined when this chain does not implement it. */
@@ -224,6 +277,7 @@ export function runtimeApiCall(
   block: bigint,
 ): Uint8Array | undefined {
   if (name === "TransactionPaymentApi_query_info") return queryInfo(rt, input);
+  if (name === "TransactionPaymentApi_query_fee_details") return queryFeeDetails(rt, input);
   const h = handlers[name];
   if (!h || !method(rt, name)) return undefined;
   const args = decodeInputs(rt, name, input);

@@ -1,18 +1,23 @@
 /**
- * The local chain's JSON-RPC 2.0 server over WebSocket: the methods @polkadot/api uses
- * (connect, metadata, storage reads and subscriptions, heads, runtime calls, extrinsic
- * submission and status) plus the test-only `covenantTest_` namespace. Malformed requests
- * get the JSON-RPC error codes (-32700, -32600, -32601, -32602) and never reach the chain.
+ * The local chain's JSON-RPC 2.0 server over WebSocket: the subset of a subtensor node's
+ * methods that clients use (connect, metadata, storage reads and subscriptions, heads,
+ * runtime calls, fee queries, subtensor's own RPCs, extrinsic submission and status), under
+ * the node's names and aliases and with its parameter forms, plus the test-only
+ * `covenantTest_` namespace. rpc_methods lists them as a node does; e2e/chain/rpc-methods.test.ts
+ * pins the list against the real node's sources. Malformed requests get the JSON-RPC error
+ * codes (-32700, -32600, -32601, -32602) and never reach the chain.
  */
 import { WebSocketServer, type WebSocket } from "ws";
 import type { AddressInfo } from "node:net";
 import { u8aToHex, hexToU8a, compactAddLength } from "@polkadot/util";
 import { Chain, type Block } from "./chain.ts";
-import { RpcError } from "./extrinsics.ts";
+import { decodeExtrinsic, RpcError } from "./extrinsics.ts";
+import type { DispatchInfo, Fee } from "./fees.ts";
 import { neuronLite, neuronsLite } from "./neurons.ts";
-import { accountParam, bytesParam, hexParam, intParam, invalidParams, optHash } from "./params.ts";
+import { bytesParam, hexParam, intParam, invalidParams, numParam, optHash, ss58Param } from "./params.ts";
 import { cachedMetadataAt, METADATA_VERSIONS } from "./metadata-versions.ts";
-import { runtimeApiCall } from "./runtime-apis.ts";
+import { priceExtrinsic, runtimeApiCall } from "./runtime-apis.ts";
+import { SUBTENSOR_RPC, subtensorRpc } from "./subtensor-rpc.ts";
 import { TEST_NAMESPACE, testHandlers } from "./testing.ts";
 
 export interface ServerOptions {
@@ -203,10 +208,20 @@ export class ChainServer {
       const j = b.header.toJSON() as Record<string, unknown>;
       return { ...j, number: "0x" + b.number.toString(16) };
     };
-    const runtimeVersion = () => rt.version;
+    const runtimeVersion: Handler = ([hash]) => {
+      this.block(hash);
+      return rt.version;
+    };
     const unsub: Handler = (p, c) => this.unsubscribe(c, p);
+    // chain_getHeader and chain_getBlock answer null for a block the node does not know.
+    const known = (hash: unknown) => chain.blockAt(optHash(hash));
+    const blockHash = (n: unknown) => {
+      const num = intParam(n, "block number", 0, 2 ** 32 - 1);
+      return chain.blockAt(num)?.hash ?? null;
+    };
     const h: Record<string, Handler> = {
-      rpc_methods: () => ({ version: 1, methods: this.methods() }),
+      // As a node lists them (sc-rpc-server): every method and alias, sorted, without a version.
+      rpc_methods: () => ({ methods: this.methods() }),
       system_chain: () => this.opts.chainName ?? "Covenant Local Subtensor",
       system_name: () => "covenant-local-subtensor",
       system_version: () => "0.1.0",
@@ -214,19 +229,27 @@ export class ChainServer {
       system_properties: () => PROPERTIES,
       system_health: () => ({ peers: 0, isSyncing: false, shouldHavePeers: false }),
       system_peers: () => [],
-      system_accountNextIndex: ([who]) => chain.view().nextNonce(accountParam(who, "account")),
+      system_nodeRoles: () => ["Authority"],
+      system_syncState: () => ({
+        startingBlock: 0,
+        currentBlock: chain.best.number,
+        highestBlock: chain.best.number,
+      }),
+      system_accountNextIndex: ([who]) => chain.view().nextNonce(ss58Param(who, "account")),
+      // A number or 0x-hex block number, or a list of them (ListOrValue<NumberOrHex>).
       chain_getBlockHash: ([n]) => {
         if (n === undefined || n === null) return chain.best.hash;
-        const num = intParam(n, "block number", 0, 2 ** 32 - 1);
-        return chain.blockAt(num)?.hash ?? null;
+        return Array.isArray(n) ? n.map(blockHash) : blockHash(n);
       },
-      chain_getHeader: ([hash]) => header(this.block(hash)),
+      chain_getHeader: ([hash]) => {
+        const b = known(hash);
+        return b ? header(b) : null;
+      },
       chain_getBlock: ([hash]) => {
-        const b = this.block(hash);
-        return { block: { header: header(b), extrinsics: b.extrinsics }, justifications: null };
+        const b = known(hash);
+        return b ? { block: { header: header(b), extrinsics: b.extrinsics }, justifications: null } : null;
       },
       chain_getFinalizedHead: () => chain.finalized.hash,
-      chain_getRuntimeVersion: runtimeVersion,
       state_getRuntimeVersion: runtimeVersion,
       state_subscribeRuntimeVersion: (_p, c) =>
         this.subscribe(c, "state_runtimeVersion", (emit) => {
@@ -234,8 +257,6 @@ export class ChainServer {
           return () => undefined;
         }),
       state_unsubscribeRuntimeVersion: unsub,
-      chain_subscribeRuntimeVersion: (_p, c) => this.handlers.state_subscribeRuntimeVersion!([], c),
-      chain_unsubscribeRuntimeVersion: unsub,
       // A node answers with the runtime's default metadata, V14; V15/V16 come through state_call.
       state_getMetadata: ([hash]) => {
         this.block(hash);
@@ -258,7 +279,7 @@ export class ChainServer {
       },
       state_getKeysPaged: ([prefix, count, startKey, hash]) => {
         const p = prefix === null || prefix === undefined ? "0x" : bytesParam(prefix, "prefix");
-        const n = intParam(count, "count", 1, 1000);
+        const n = numParam(count, "count", 1, 1000);
         const start = startKey === null || startKey === undefined ? "" : hexParam(startKey, "startKey");
         const { storage } = this.storageAt(hash);
         return [...storage.keys()]
@@ -298,16 +319,35 @@ export class ChainServer {
       },
       chain_subscribeNewHeads: (_p, c) => this.subscribe(c, "chain_newHead", (emit) => this.headSub(emit)),
       chain_unsubscribeNewHeads: unsub,
-      chain_subscribeNewHead: (_p, c) => this.subscribe(c, "chain_newHead", (emit) => this.headSub(emit)),
-      chain_unsubscribeNewHead: unsub,
       chain_subscribeAllHeads: (_p, c) => this.subscribe(c, "chain_allHead", (emit) => this.headSub(emit)),
       chain_unsubscribeAllHeads: unsub,
       chain_subscribeFinalizedHeads: (_p, c) =>
         this.subscribe(c, "chain_finalizedHead", (emit) => this.headSub(emit, true)),
       chain_unsubscribeFinalizedHeads: unsub,
-      chain_subscribeFinalisedHeads: (_p, c) =>
-        this.subscribe(c, "chain_finalizedHead", (emit) => this.headSub(emit, true)),
-      chain_unsubscribeFinalisedHeads: unsub,
+      payment_queryInfo: ([ext, hash]) => {
+        const { info, fee } = this.feeQuery(ext, hash, "Unable to query dispatch info.");
+        return {
+          weight: {
+            ref_time: Number(info.totalWeight.refTime),
+            proof_size: Number(info.totalWeight.proofSize),
+          },
+          class: info.class.toLowerCase(),
+          partialFee: fee.partialFee.toString(),
+        };
+      },
+      payment_queryFeeDetails: ([ext, hash]) => {
+        const { fee } = this.feeQuery(ext, hash, "Unable to query fee details.");
+        const f = fee.inclusionFee;
+        return {
+          inclusionFee: f
+            ? {
+                baseFee: Number(f.baseFee),
+                lenFee: Number(f.lenFee),
+                adjustedWeightFee: Number(f.adjustedWeightFee),
+              }
+            : null,
+        };
+      },
       author_submitExtrinsic: ([ext]) => chain.submit(ext).hash,
       author_pendingExtrinsics: () => chain.pending(),
       author_submitAndWatchExtrinsic: ([ext], c) => {
@@ -345,22 +385,36 @@ export class ChainServer {
       },
       author_unwatchExtrinsic: unsub,
     };
-    // Aliases a substrate node registers for the same methods (sc-rpc-api), which older clients use.
-    const aliases: Record<string, string> = {
-      chain_getHead: "chain_getBlockHash",
-      chain_getFinalisedHead: "chain_getFinalizedHead",
-      state_getStorageAt: "state_getStorage",
-      state_getStorageHashAt: "state_getStorageHash",
-      state_getStorageSizeAt: "state_getStorageSize",
-      state_getKeysPagedAt: "state_getKeysPaged",
-      state_callAt: "state_call",
-      account_nextIndex: "system_accountNextIndex",
-    };
-    for (const [alias, target] of Object.entries(aliases)) h[alias] = h[target]!;
+    for (const [name, m] of Object.entries(SUBTENSOR_RPC)) {
+      h[name] = (params) =>
+        subtensorRpc(m, params, (api, input, hash) => {
+          const { block, state } = this.storageAt(hash);
+          return this.runtimeCall(api, input, state, block.number);
+        });
+    }
+    // The aliases a node registers for the same methods (`aliases = [...]` of the RPC traits).
+    for (const [alias, target] of Object.entries(ALIASES)) h[alias] = h[target]!;
     for (const [name, fn] of Object.entries(testHandlers)) {
       h[`${TEST_NAMESPACE}_${name}`] = (params) => fn(chain, params);
     }
     return h;
+  }
+
+  /** The fee of an extrinsic given as bytes, as payment_queryInfo computes it (length = all bytes given). */
+  private feeQuery(ext: unknown, hash: unknown, what: string): { info: DispatchInfo; fee: Fee } {
+    const bytes = bytesParam(ext, "extrinsic");
+    this.storageAt(hash);
+    let decoded;
+    try {
+      decoded = decodeExtrinsic(this.chain.rt, bytes);
+    } catch (e) {
+      throw new RpcError(2, what, e instanceof RpcError ? e.data : (e as Error).message);
+    }
+    try {
+      return priceExtrinsic(this.chain.rt, decoded, (bytes.length - 2) / 2, "query_info");
+    } catch (e) {
+      throw new RpcError(1, what, e instanceof RpcError ? e.data : (e as Error).message);
+    }
   }
 
   private headSub(emit: (r: unknown) => void, finalized = false): () => void {
@@ -426,5 +480,30 @@ export class ChainServer {
     }
   }
 }
+
+/**
+ * Alias to method, as the node's RPC traits declare them: chain and state in
+ * paritytech/polkadot-sdk substrate/client/rpc-api/src/{chain,state}/mod.rs, account_nextIndex
+ * in substrate/utils/frame/rpc/system/src/lib.rs.
+ */
+export const ALIASES: Record<string, string> = {
+  chain_getHead: "chain_getBlockHash",
+  chain_getFinalisedHead: "chain_getFinalizedHead",
+  subscribe_newHead: "chain_subscribeNewHeads",
+  chain_subscribeNewHead: "chain_subscribeNewHeads",
+  unsubscribe_newHead: "chain_unsubscribeNewHeads",
+  chain_unsubscribeNewHead: "chain_unsubscribeNewHeads",
+  chain_subscribeFinalisedHeads: "chain_subscribeFinalizedHeads",
+  chain_unsubscribeFinalisedHeads: "chain_unsubscribeFinalizedHeads",
+  state_callAt: "state_call",
+  state_getKeysPagedAt: "state_getKeysPaged",
+  state_getStorageAt: "state_getStorage",
+  state_getStorageHashAt: "state_getStorageHash",
+  state_getStorageSizeAt: "state_getStorageSize",
+  chain_getRuntimeVersion: "state_getRuntimeVersion",
+  chain_subscribeRuntimeVersion: "state_subscribeRuntimeVersion",
+  chain_unsubscribeRuntimeVersion: "state_unsubscribeRuntimeVersion",
+  account_nextIndex: "system_accountNextIndex",
+};
 
 export { Chain };

@@ -48,6 +48,8 @@ export interface SubnetParams {
   weightsVersionKey: bigint;
   weightsSetRateLimit: bigint;
   commitRevealWeightsEnabled: boolean;
+  /** Epochs between a weights commit and its reveal (RevealPeriodEpochs, production default 1). */
+  revealPeriodEpochs: number;
   maxRegistrationsPerBlock: number;
   /** Registration cost in RAO, burned from the coldkey. */
   burn: bigint;
@@ -72,6 +74,15 @@ export interface Commitment {
   info: Uint8Array;
 }
 
+/** A weights commit waiting for its reveal (an entry of WeightCommits). */
+export interface WeightCommit {
+  /** blake2_256 of the SCALE-encoded (hotkey, netuid index, uids, values, salt, version key). */
+  hash: string;
+  commitBlock: bigint;
+  firstRevealBlock: bigint;
+  lastRevealBlock: bigint;
+}
+
 export interface ChainState {
   accounts: Map<AccountHex, Account>;
   subnets: Map<number, Subnet>;
@@ -79,6 +90,8 @@ export interface ChainState {
   owners: Map<AccountHex, AccountHex>;
   /** Keyed by `${netuid}/${hotkey}`. */
   commitments: Map<string, Commitment>;
+  /** Unrevealed weight commits, oldest first, keyed by `${netuidIndex}/${hotkey}`. */
+  weightCommits: Map<string, WeightCommit[]>;
 }
 
 export const ZERO_ACCOUNT: AccountHex = "0x" + "00".repeat(32);
@@ -94,12 +107,19 @@ export const LOCAL_SUBNET_DEFAULTS: SubnetParams = {
   weightsSetRateLimit: 100n,
   // Production subnets default to commit-reveal; the local subnet takes set_weights directly.
   commitRevealWeightsEnabled: false,
+  revealPeriodEpochs: 1,
   maxRegistrationsPerBlock: 256,
   burn: 1_000_000_000n,
 };
 
 export function emptyState(): ChainState {
-  return { accounts: new Map(), subnets: new Map(), owners: new Map(), commitments: new Map() };
+  return {
+    accounts: new Map(),
+    subnets: new Map(),
+    owners: new Map(),
+    commitments: new Map(),
+    weightCommits: new Map(),
+  };
 }
 
 export function newSubnet(netuid: number, owner: AccountHex, params: Partial<SubnetParams> = {}): Subnet {
@@ -146,6 +166,11 @@ export function commitmentKey(netuid: number, hotkey: AccountHex): string {
   return `${netuid}/${hotkey}`;
 }
 
+/** Key of a hotkey's weight commits on a subnet's storage index (netuid for mechanism 0). */
+export function weightCommitKey(netuidIndex: number, hotkey: AccountHex): string {
+  return `${netuidIndex}/${hotkey}`;
+}
+
 /** Deep copy, so a block's state can be kept while the next one is built. */
 export function cloneState(s: ChainState): ChainState {
   return {
@@ -165,5 +190,6 @@ export function cloneState(s: ChainState): ChainState {
     ),
     owners: new Map(s.owners),
     commitments: new Map([...s.commitments].map(([k, v]) => [k, { ...v }])),
+    weightCommits: new Map([...s.weightCommits].map(([k, v]) => [k, v.map((c) => ({ ...c }))])),
   };
 }

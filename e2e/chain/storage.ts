@@ -23,7 +23,7 @@ class Writer {
   }
 }
 
-/** Storage of the accounts, subnets, neurons and commitments. */
+/** Storage of the accounts, subnets, neurons, weight commits and commitments. */
 export function materializeState(rt: Runtime, state: ChainState): StorageMap {
   const w = new Writer(rt, new Map());
   for (const [who, a] of state.accounts) {
@@ -49,6 +49,7 @@ export function materializeState(rt: Runtime, state: ChainState): StorageMap {
     put("weightsVersionKey", s.weightsVersionKey);
     put("weightsSetRateLimit", s.weightsSetRateLimit);
     put("commitRevealWeightsEnabled", s.commitRevealWeightsEnabled);
+    put("revealPeriodEpochs", s.revealPeriodEpochs);
     put("maxRegistrationsPerBlock", s.maxRegistrationsPerBlock);
     put("registrationsThisBlock", s.registrationsThisBlock);
     put("burn", s.burn);
@@ -108,6 +109,15 @@ export function materializeState(rt: Runtime, state: ChainState): StorageMap {
       if (x.weights.length) w.put("subtensorModule", "weights", [n, uid], x.weights);
       if (x.axon) w.put("subtensorModule", "axons", [n, x.hotkey], x.axon);
     });
+  }
+  for (const [key, commits] of state.weightCommits) {
+    const [netuidIndex, hotkey] = key.split("/") as [string, string];
+    w.put(
+      "subtensorModule",
+      "weightCommits",
+      [Number(netuidIndex), hotkey],
+      commits.map((c) => [c.hash, c.commitBlock, c.firstRevealBlock, c.lastRevealBlock]),
+    );
   }
   for (const [key, c] of state.commitments) {
     const [netuid, hotkey] = key.split("/") as [string, string];

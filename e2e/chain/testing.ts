@@ -62,6 +62,8 @@ function applySubnetParams(sn: Subnet, f: Record<string, unknown>): void {
   for (const [k, v] of Object.entries(f)) {
     if ((ints as string[]).includes(k))
       (sn as unknown as Record<string, number>)[k] = intParam(v, k, 0, 65535);
+    // The runtime's bounds on the reveal period (MIN/MAX_COMMIT_REVEAL_PEROIDS).
+    else if (k === "revealPeriodEpochs") sn[k] = intParam(v, k, 1, 100);
     else if (k === "weightsVersionKey" || k === "weightsSetRateLimit" || k === "burn") sn[k] = bigParam(v, k);
     else if (k === "commitRevealWeightsEnabled") {
       if (typeof v !== "boolean") throw invalidParams(`${k} must be a boolean`);

@@ -53,6 +53,8 @@ describe("worker chain calls against the local chain", () => {
   it("registers a funded hotkey once and commits its payload location once", async () => {
     const w = await worker("//covenant/worker/miner");
     await control.result("covenantTest_setBalance", [w.hotkeyAddress, "5000000000"]);
+    // The pool checks the fee against the best block: let the balance land in one first.
+    await control.result("covenantTest_advanceBlocks", [1]);
     assert.equal(await w.uid(), undefined);
     const uid = await w.ensureRegistered();
     assert.equal(uid, 4);
@@ -64,13 +66,20 @@ describe("worker chain calls against the local chain", () => {
     await assert.rejects(w.commitPayloadLocation("x".repeat(200)), /at most 128/);
   });
 
-  it("fails registration without funds with the runtime's error", async () => {
-    const w = await worker("//covenant/worker/poor");
+  it("fails registration without funds with the pool's and the runtime's errors", async () => {
+    // Nothing to pay the fee with: the pool refuses the transaction.
+    const broke = await worker("//covenant/worker/broke");
+    await assert.rejects(broke.ensureRegistered(), /Inability to pay some fees/);
+    assert.equal(await broke.uid(), undefined);
+    // Enough for the fee but not the burn: the call fails in the block, the fee is kept.
+    const poor = await worker("//covenant/worker/poor");
+    await control.result("covenantTest_setBalance", [poor.hotkeyAddress, "100000000"]);
+    await control.result("covenantTest_advanceBlocks", [1]);
     await assert.rejects(
-      w.ensureRegistered(),
+      poor.ensureRegistered(),
       (e: unknown) => e instanceof ChainCallError && e.error === "subtensorModule.NotEnoughBalanceToStake",
     );
-    assert.equal(await w.uid(), undefined);
+    assert.equal(await poor.uid(), undefined);
   });
 
   it("sets weights as validator every N rounds", async () => {
@@ -120,6 +129,7 @@ describe("worker chain calls against the local chain", () => {
     it("retries a setup that could not connect after the next round, then registers and commits", async () => {
       const pair = keyring.addFromUri("//covenant/duties/miner");
       await control.result("covenantTest_setBalance", [pair.address, "5000000000"]);
+      await control.result("covenantTest_advanceBlocks", [1]);
       const log = recordingLog();
       let endpoint = "ws://127.0.0.1:1"; // nothing listens here: the first setup fails
       const d = new ChainDuties({
