@@ -67,7 +67,7 @@ test: build ## run every test and print one summary
 # Unit tests sit beside the code; integration and end-to-end tests in e2e/. Each file runs in
 # its own process group under a time limit (300 s unless it declares `// test-limit: N s`), so
 # a file that hangs is stopped, named and failed instead of hanging the suite.
-TEST_FILES = $(shell find protocol operator worker admission e2e kernels/binding scripts images scale -name '*.test.ts' -not -path '*/node_modules/*' 2>/dev/null | sort)
+TEST_FILES = $(shell find api protocol operator worker admission e2e kernels/binding scripts images scale -name '*.test.ts' -not -path '*/node_modules/*' 2>/dev/null | sort)
 test-node:
 	@mkdir -p $(RESULTS)
 	$(NODE) scripts/run-tests.ts --concurrency 2 --limit 300 --results $(RESULTS) $(TEST_FILES)

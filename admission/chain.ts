@@ -6,8 +6,8 @@
 // connection; a login while it is down is refused as chain_unreachable (fail closed).
 import type { ApiPromise } from "@polkadot/api";
 import type { Codec } from "@polkadot/types/types";
-import { ChainConnection, describe } from "../operator/chain/connection.ts";
-import type { SyncSnapshot } from "../operator/chain/sync.ts";
+import { ChainConnection, describe } from "../protocol/chain/connection.ts";
+import type { SyncSnapshot } from "../protocol/chain/state.ts";
 import type { Standing } from "./decision.ts";
 
 export class ChainUnavailable extends Error {

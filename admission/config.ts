@@ -1,8 +1,8 @@
 // Configuration of `covenant-admission` from flags and environment (flags win). Pure: the
 // entry point passes process.argv and process.env; secrets are file paths, never values.
-import { ConfigError, parseDuration } from "../operator/config.ts";
-import { validateEndpoint } from "../operator/chain/endpoint.ts";
-import { parseLogLevel, type LogLevel } from "../operator/kube/log.ts";
+import { ConfigError, parseDuration } from "../protocol/cli.ts";
+import { validateEndpoint } from "../protocol/chain/endpoint.ts";
+import { parseLogLevel, type LogLevel } from "../protocol/log.ts";
 import { checkRunId } from "../protocol/names.ts";
 import { canonicalHotkey } from "./request.ts";
 

@@ -3,7 +3,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
-import type { Logger } from "../operator/kube/log.ts";
+import type { Logger } from "../protocol/log.ts";
 
 export interface HealthServer {
   /** http://host:port actually bound (port 0 picks a free one). */

@@ -8,7 +8,7 @@
 import { decode, type AuthorizationRequest, type ClaimsData } from "@nats-io/jwt";
 import { decodeAddress, encodeAddress } from "@polkadot/util-crypto";
 import { parseLoginParams, type LoginParams } from "../protocol/bus/hotkey-auth.ts";
-import { SS58_FORMAT } from "../operator/chain/hotkey.ts";
+import { SS58_FORMAT } from "../protocol/chain/hotkey.ts";
 import type { RefusalReason } from "./reasons.ts";
 
 /** What the server asked: enough to answer it, present whenever the JWT itself decoded. */

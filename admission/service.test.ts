@@ -6,7 +6,7 @@ import { Keyring } from "@polkadot/keyring";
 import type { KeyringPair } from "@polkadot/keyring/types";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { Registry } from "prom-client";
-import { createLogger } from "../operator/kube/log.ts";
+import { createLogger } from "../protocol/log.ts";
 import { ChainUnavailable, type StandingSource } from "./chain.ts";
 import type { Standing } from "./decision.ts";
 import { createAdmissionMetrics } from "./metrics.ts";

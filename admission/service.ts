@@ -3,7 +3,7 @@
 // counted; nothing a client sends, and no failure of the chain, can make it throw.
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
 import type { KeyPair } from "@nats-io/jwt";
-import type { Logger } from "../operator/kube/log.ts";
+import type { Logger } from "../protocol/log.ts";
 import { encodeAdmission, encodeRefusal } from "./claims.ts";
 import { ChainUnavailable, type StandingSource } from "./chain.ts";
 import { decide, precheck, signatureValid, type Decision, type Standing } from "./decision.ts";

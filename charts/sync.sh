@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Copies the generated CRDs and RBAC rules into the Helm chart, so the chart ships
-# exactly what operator/api generates. Run by `make generate`; a test checks it.
+# exactly what api generates. Run by `make generate`; a test checks it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 chart=$root/charts/covenant-operator

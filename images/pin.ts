@@ -2,7 +2,7 @@
  * Writes the digests of the built images (build/images/images.json) where the project pins
  * them: the chart's default operator image and the worker image of the examples.
  * `--check` writes nothing and fails when a pin differs from the build, like
- * `operator/api/generate.ts --check`.
+ * `api/generate.ts --check`.
  *
  *   node --import tsx images/pin.ts [--check]
  *

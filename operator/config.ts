@@ -2,8 +2,9 @@
  * Configuration of `covenant-operator` from flags and environment (flags win). Pure: the
  * entry point passes process.argv and process.env; every bad value is a clear error.
  */
-import { LOG_LEVELS, parseLogLevel, type LogLevel } from "./kube/log.ts";
+import { LOG_LEVELS, parseLogLevel, type LogLevel } from "../protocol/log.ts";
 import { DEFAULT_RATE_LIMIT } from "./kube/ratelimit.ts";
+import { ConfigError, parseDuration } from "../protocol/cli.ts";
 
 export interface OperatorConfig {
   /** Path of a kubeconfig; undefined: in-cluster when running in a pod, else the default kubeconfig. */
@@ -208,17 +209,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   },
 };
 
-export class ConfigError extends Error {}
-
-/** `500ms`, `15s`, `2m`, `1h`, or a plain number of seconds. */
-export function parseDuration(value: string, what: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-  if (!m)
-    throw new ConfigError(`invalid ${what} "${value}": expected a duration such as 500ms, 15s, 2m or 1h`);
-  const n = Number(m[1]);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h"];
-  return Math.round(n * unit);
-}
+export { ConfigError, parseDuration };
 
 function parseBool(value: string, what: string): boolean {
   const v = value.trim().toLowerCase();

@@ -1,4 +1,4 @@
-# Operator: API generation (CRDs and RBAC from operator/api) and the operator's tests.
+# Operator: API generation (CRDs and RBAC from api) and the operator's tests.
 
 GENERATE_TARGETS += generate-operator
 TEST_TARGETS += check-generated-operator
@@ -6,15 +6,15 @@ BENCH_TARGETS += bench-operator
 
 .PHONY: generate-operator check-generated-operator test-operator test-operator-e2e bench-operator
 
-generate-operator: ## write crds/ and config/rbac/ from operator/api
-	$(NODE) operator/api/generate.ts
+generate-operator: ## write crds/ and config/rbac/ from api/
+	$(NODE) api/generate.ts
 
 check-generated-operator:
-	$(NODE) operator/api/generate.ts --check
+	$(NODE) api/generate.ts --check
 
 # Fast unit tests of the API and the planning functions (no cluster).
 test-operator:
-	$(NODE) --test operator/api/*.test.ts operator/controllers/*.test.ts operator/config.test.ts
+	$(NODE) --test api/*.test.ts operator/controllers/*.test.ts operator/config.test.ts
 
 # Integration tests against a real API server, scheduler and kwok nodes.
 test-operator-e2e:

@@ -1,4 +1,4 @@
-// Config epochs: the round-level run config (operator/api/runconfig.ts, RoundConfig) changes
+// Config epochs: the round-level run config (api/runconfig.ts, RoundConfig) changes
 // only at a round boundary, the same one for every worker. The operator lists the epochs in
 // the run config it mounts into every worker pod; a worker re-reads them at each boundary
 // and trains round r with the epoch in force for r. The validator names the digest of the
@@ -12,7 +12,7 @@ import {
   type ConfigEpoch,
   type ResolvedRunConfig,
   type RoundConfig,
-} from "../operator/api/runconfig.ts";
+} from "../api/runconfig.ts";
 import { canonicalJson } from "./canonical.ts";
 
 export const CONFIG_DIGEST_PATTERN = /^[0-9a-f]{64}$/;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { PRESET_SHAPES, parameterCount } from "../operator/api/presets.ts";
+import { PRESET_SHAPES, parameterCount } from "../api/presets.ts";
 import {
   aggregateBytes,
   bandwidthFor,

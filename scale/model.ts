@@ -6,8 +6,8 @@
 //
 // Units: bytes, seconds, bytes per second. Nothing here reads a file; the figures and where
 // each comes from (measured, with its source, or assumed) are in scale/inputs.json.
-import type { ModelShape } from "../operator/api/presets.ts";
-import { parameterCount } from "../operator/api/presets.ts";
+import type { ModelShape } from "../api/presets.ts";
+import { parameterCount } from "../api/presets.ts";
 import { llamaTensors, payloadBytes } from "../operator/bus/runspec.ts";
 
 /**

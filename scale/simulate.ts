@@ -5,7 +5,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { PRESET_SHAPES, parameterCount, type ModelPreset } from "../operator/api/presets.ts";
+import { PRESET_SHAPES, parameterCount, type ModelPreset } from "../api/presets.ts";
 import { checkpointBytesBound } from "../operator/bus/runspec.ts";
 import {
   aggregateBytes,

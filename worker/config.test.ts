@@ -5,7 +5,7 @@ import {
   roundConfigOf,
   type ConfigEpoch,
   type ResolvedRunConfig,
-} from "../operator/api/runconfig.ts";
+} from "../api/runconfig.ts";
 import { makeRun } from "../operator/controllers/testing.ts";
 import { roundConfigDigest } from "../protocol/configepoch.ts";
 import {

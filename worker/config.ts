@@ -1,7 +1,7 @@
 // The worker's command line: flags, then environment variables, then the run
 // configuration file the operator mounts. Pure parsing, so it is tested without I/O.
-import type { ConfigEpoch, ResolvedRunConfig } from "../operator/api/runconfig.ts";
-import { HOTKEY_DIR, HOTKEY_FILE, RUN_CONFIG_DIR, RUN_CONFIG_FILE } from "../operator/api/runconfig.ts";
+import type { ConfigEpoch, ResolvedRunConfig } from "../api/runconfig.ts";
+import { HOTKEY_DIR, HOTKEY_FILE, RUN_CONFIG_DIR, RUN_CONFIG_FILE } from "../api/runconfig.ts";
 import { configEpochs, configOf, epochFor, epochProblems } from "../protocol/configepoch.ts";
 
 export type Role = "miner" | "validator";

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { resolveRunConfig, type ResolvedRunConfig } from "../operator/api/runconfig.ts";
+import { resolveRunConfig, type ResolvedRunConfig } from "../api/runconfig.ts";
 import { makeRun } from "../operator/controllers/testing.ts";
 import { openEngine } from "./engine-native.ts";
 import type { Engine } from "./kernels.ts";

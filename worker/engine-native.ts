@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Engine as NativeEngine, type EngineOptions } from "../kernels/binding/engine.ts";
 import { canonicalJson } from "../protocol/canonical.ts";
-import type { ResolvedRunConfig } from "../operator/api/runconfig.ts";
+import type { ResolvedRunConfig } from "../api/runconfig.ts";
 import { rng } from "../protocol/sampling.ts";
 import type { Engine, TensorSpec, TrainResult } from "./kernels.ts";
 import { readShard, sequencesIn, shardPath } from "./shards.ts";

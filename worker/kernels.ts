@@ -1,7 +1,7 @@
 // What the worker needs from the native kernels, as two small interfaces. The
 // worker's round logic is written against these; `native.ts` adapts the N-API
 // bindings in kernels/binding/ to them.
-import type { ResolvedRunConfig } from "../operator/api/runconfig.ts";
+import type { ResolvedRunConfig } from "../api/runconfig.ts";
 
 /** One parameter tensor of the model (rank 1 or 2), in the model's order. */
 export interface TensorSpec {

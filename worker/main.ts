@@ -11,7 +11,7 @@ import type { AddressInfo } from "node:net";
 import { Keyring } from "@polkadot/keyring";
 import type { KeyringPair } from "@polkadot/keyring/types";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
-import type { ConfigEpoch, ResolvedRunConfig } from "../operator/api/runconfig.ts";
+import type { ConfigEpoch, ResolvedRunConfig } from "../api/runconfig.ts";
 import { BusClient } from "../protocol/bus/client.ts";
 import { changedFields } from "../protocol/configepoch.ts";
 import { stateKeys } from "../protocol/names.ts";

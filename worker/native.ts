@@ -2,7 +2,7 @@
 // Engine interfaces, configured from the run configuration.
 import * as codecBinding from "../kernels/binding/codec.ts";
 import type { CodecConfig, TensorSpec as BindingTensor } from "../kernels/binding/codec.ts";
-import type { ResolvedRunConfig } from "../operator/api/runconfig.ts";
+import type { ResolvedRunConfig } from "../api/runconfig.ts";
 import type { Codec, Engine, PayloadCheck, TensorSpec } from "./kernels.ts";
 import { openEngine } from "./engine-native.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { resolveRunConfig, roundConfigOf, type ResolvedRunConfig } from "../operator/api/runconfig.ts";
+import { resolveRunConfig, roundConfigOf, type ResolvedRunConfig } from "../api/runconfig.ts";
 import type { BusClient } from "../protocol/bus/client.ts";
 import { makeRun } from "../operator/controllers/testing.ts";
 import { roundConfigDigest } from "../protocol/configepoch.ts";

@@ -6,7 +6,7 @@
 // config epoch in force for it; a round's outer step is applied with the config whose
 // digest the validator's selection names.
 import type { BusClient } from "../protocol/bus/client.ts";
-import type { ConfigEpoch, ResolvedRunConfig } from "../operator/api/runconfig.ts";
+import type { ConfigEpoch, ResolvedRunConfig } from "../api/runconfig.ts";
 import { decodeCheckpoint, weightsDigest } from "./checkpoint.ts";
 import { fetchSubmission } from "./gather.ts";
 import type { GatherContext } from "./gather.ts";

@@ -27,7 +27,7 @@ import {
 import type { AdmissionParams, Evaluation, Outcome, PeerRating, ScoringParams } from "./scoring.ts";
 import { copyShares, defaultCopyParams, sparsify } from "./copies.ts";
 import type { CopyParams } from "./copies.ts";
-import type { ResolvedRunConfig } from "../operator/api/runconfig.ts";
+import type { ResolvedRunConfig } from "../api/runconfig.ts";
 import { encodeSelection, signSelection } from "../protocol/selection.ts";
 import type { SignedSelection } from "../protocol/selection.ts";
 import type { StreamMessage } from "../protocol/bus/client.ts";

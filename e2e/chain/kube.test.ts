@@ -7,7 +7,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import type { Condition, CovenantPeer } from "../../operator/api/index.ts";
+import type { Condition, CovenantPeer } from "../../api/index.ts";
 import { ChainBridge } from "../../operator/chain/bridge.ts";
 import { KubeChainSink } from "../../operator/chain/kube.ts";
 import { COVENANT_PEERS, TRAINING_RUNS } from "../../operator/controllers/resources.ts";

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { KubernetesObject, V1ConfigMap, V1Pod } from "@kubernetes/client-node";
-import { Label, type CovenantPeer, type TrainingRun } from "../../operator/api/index.ts";
+import { Label, type CovenantPeer, type TrainingRun } from "../../api/index.ts";
 import { COVENANT_PEERS, TRAINING_RUNS } from "../../operator/controllers/resources.ts";
 import { makePeer, makeRun } from "../../operator/controllers/testing.ts";
 import { CORE, KubeClient } from "../../operator/kube/index.ts";

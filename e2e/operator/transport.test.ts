@@ -14,7 +14,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { createUser } from "@nats-io/nkeys";
 import { connect, nkeyAuthenticator, type NatsConnection } from "@nats-io/transport-node";
-import { BUS_OBJECTS_FINALIZER, type Condition, type TrainingRun } from "../../operator/api/index.ts";
+import { BUS_OBJECTS_FINALIZER, type Condition, type TrainingRun } from "../../api/index.ts";
 import { accountsConfig } from "../../protocol/bus/auth.ts";
 import { COVENANT_PEERS, TRAINING_RUNS } from "../../operator/controllers/resources.ts";
 import { makePeer, makeRun } from "../../operator/controllers/testing.ts";

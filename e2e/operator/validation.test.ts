@@ -1,10 +1,10 @@
 // The API server refuses bad TrainingRuns and CovenantPeers with a message naming the
-// field: the CRD schemas and CEL rules generated from operator/api at work. Changes of a live
+// field: the CRD schemas and CEL rules generated from api at work. Changes of a live
 // run that would split its peers are refused with the reason; the others are accepted.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { KubernetesObjectApi, type KubernetesObject } from "@kubernetes/client-node";
-import { immutableRule } from "../../operator/api/changes.ts";
+import { immutableRule } from "../../api/changes.ts";
 import { makePeer, makeRun, type PeerBuilder, type RunBuilder } from "../../operator/controllers/testing.ts";
 import { join } from "node:path";
 import { startKube, type KubeStack } from "../stack/kube.ts";
@@ -201,7 +201,7 @@ const setSpec = (path: string, value: unknown) => (o: Record<string, unknown>) =
   for (const p of parts.slice(0, -1)) cur = (cur[p] ??= {}) as Record<string, unknown>;
   cur[parts.at(-1)!] = value;
 };
-/** The refusal names the field and says why (the message of its rule, as operator/api/changes.ts words it). */
+/** The refusal names the field and says why (the message of its rule, as api/changes.ts words it). */
 const because = (field: string) =>
   new RegExp(immutableRule(field).message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
 

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { CoreV1Api, CustomObjectsApi, type V1Pod } from "@kubernetes/client-node";
-import type { CovenantPeer, TrainingRun } from "../../operator/api/index.ts";
+import type { CovenantPeer, TrainingRun } from "../../api/index.ts";
 import { startSystem, type System } from "../system.ts";
 import { metricValue } from "../worker/harness.ts";
 import { waitFor } from "../stack/wait.ts";

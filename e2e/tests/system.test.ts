@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { CoreV1Api, CustomObjectsApi, type V1Pod } from "@kubernetes/client-node";
-import type { CovenantPeer } from "../../operator/api/index.ts";
+import type { CovenantPeer } from "../../api/index.ts";
 import { assignShards } from "../../protocol/rendezvous.ts";
 import { metricValue } from "../worker/harness.ts";
 import { startSystem, type System } from "../system.ts";

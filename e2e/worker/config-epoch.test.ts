@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { roundConfigOf } from "../../operator/api/runconfig.ts";
+import { roundConfigOf } from "../../api/runconfig.ts";
 import type { BusClient } from "../../protocol/bus/client.ts";
 import { planConfigEpochs } from "../../operator/controllers/configepoch.ts";
 import { configEpochs } from "../../protocol/configepoch.ts";

@@ -8,11 +8,11 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { get } from "node:http";
-import { applyDefaults } from "../../operator/api/defaults.ts";
-import { resolveRunConfig } from "../../operator/api/runconfig.ts";
-import type { ResolvedRunConfig } from "../../operator/api/runconfig.ts";
-import type { TrainingRun } from "../../operator/api/trainingrun.ts";
-import { trainingRunSpecSchema } from "../../operator/api/trainingrun.ts";
+import { applyDefaults } from "../../api/defaults.ts";
+import { resolveRunConfig } from "../../api/runconfig.ts";
+import type { ResolvedRunConfig } from "../../api/runconfig.ts";
+import type { TrainingRun } from "../../api/trainingrun.ts";
+import { trainingRunSpecSchema } from "../../api/trainingrun.ts";
 import { freePort } from "../stack/ports.ts";
 import { stateKeys } from "../../protocol/names.ts";
 import { nodeTs, repoRoot, tempDir } from "../stack/paths.ts";

@@ -1,4 +1,4 @@
-# The model presets come from one table, kernels/engine/presets.json (operator/api/presets.ts
+# The model presets come from one table, kernels/engine/presets.json (api/presets.ts
 # imports the same file). At configure time this writes its rows as C++ initializers for
 # src/config.cc; an edit of the JSON re-runs the configuration. A malformed table stops it with
 # a message that names the preset and the field.

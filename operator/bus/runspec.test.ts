@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { PRESET_SHAPES, parameterCount, type ModelPreset } from "../api/presets.ts";
+import { PRESET_SHAPES, parameterCount, type ModelPreset } from "../../api/presets.ts";
 import { makeRun } from "../controllers/testing.ts";
 import { planBus } from "./provision.ts";
 import {

@@ -5,8 +5,8 @@
 // copy), so they are computed from the model rather than guessed: a payload's length is
 // fixed by the model's shapes and the compression settings (docs/wire-format.md), and a
 // checkpoint is the fp32 weights plus a small header (worker/checkpoint.ts).
-import type { ModelShape, TrainingRunSpec } from "../api/index.ts";
-import { parameterCount, resolveShape } from "../api/presets.ts";
+import type { ModelShape, TrainingRunSpec } from "../../api/index.ts";
+import { parameterCount, resolveShape } from "../../api/presets.ts";
 import type { BusSpec } from "./provision.ts";
 
 /** Tile side of the codec: each side of a chunk is the largest divisor of its dimension up to this. */

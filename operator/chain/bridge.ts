@@ -5,8 +5,8 @@
  * to a sink (the Kubernetes applier in kube.ts, or anything else).
  */
 import type { ApiPromise } from "@polkadot/api";
-import type { BackoffPolicy } from "./backoff.ts";
-import { ChainConnection } from "./connection.ts";
+import type { BackoffPolicy } from "../../protocol/chain/backoff.ts";
+import { ChainConnection } from "../../protocol/chain/connection.ts";
 import { readMetagraph, type MetagraphSnapshot } from "./metagraph.ts";
 import type { ChainMetrics } from "./metrics.ts";
 import { planPeerChainStatus, type PeerChainInput, type PeerChainPlan } from "./peers.ts";

@@ -1,8 +1,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { backoffDelay } from "./backoff.ts";
-import { redactEndpoint, validateEndpoint } from "./endpoint.ts";
-import { hotkeyAddress, hotkeyFromSecret } from "./hotkey.ts";
+import { backoffDelay } from "../../protocol/chain/backoff.ts";
+import { redactEndpoint, validateEndpoint } from "../../protocol/chain/endpoint.ts";
+import { hotkeyAddress, hotkeyFromSecret } from "../../protocol/chain/hotkey.ts";
 import { neuronsFromLite, type MetagraphSnapshot, type NeuronView } from "./metagraph.ts";
 import { planPeerChainStatus, type PeerChainInput } from "./peers.ts";
 import { chainSyncedCondition, windowOf, type SyncSnapshot } from "./sync.ts";

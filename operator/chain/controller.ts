@@ -5,11 +5,11 @@
  * sees goes to CovenantPeer and TrainingRun status through KubeChainSink, under the bridge's
  * own field manager.
  */
-import type { CovenantPeer, TrainingRun } from "../api/index.ts";
+import type { CovenantPeer, TrainingRun } from "../../api/index.ts";
 import type { Controller, Informer, Logger, Manager } from "../kube/index.ts";
 import { ChainBridge } from "./bridge.ts";
 import type { MetagraphSnapshot } from "./metagraph.ts";
-import { redactEndpoint } from "./endpoint.ts";
+import { redactEndpoint } from "../../protocol/chain/endpoint.ts";
 import { KubeChainSink } from "./kube.ts";
 import { createChainMetrics } from "./metrics.ts";
 import { CHAIN_FIELD_MANAGER } from "./reasons.ts";

@@ -5,7 +5,7 @@
  * writes the TrainingRun ChainSynced condition the same way.
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
-import type { Condition, CovenantPeer } from "../api/index.ts";
+import type { Condition, CovenantPeer } from "../../api/index.ts";
 import { mergeConditions, findCondition } from "../controllers/conditions.ts";
 import { COVENANT_PEERS, TRAINING_RUNS } from "../controllers/resources.ts";
 import { applyStatus, type EventRecorder } from "../kube/index.ts";

@@ -5,8 +5,7 @@
  */
 import { Counter, Gauge, type Registry } from "prom-client";
 
-export const RPC_ERROR_KINDS = ["connect", "disconnect", "timeout", "query", "decode"] as const;
-export type RpcErrorKind = (typeof RPC_ERROR_KINDS)[number];
+export { RPC_ERROR_KINDS, type RpcErrorKind } from "../../protocol/chain/state.ts";
 
 export interface ChainMetrics {
   /** Best block number seen. */

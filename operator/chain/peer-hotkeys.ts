@@ -5,8 +5,8 @@
  * reconcile. Only the SS58 address is kept; the secret bytes are never logged.
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
-import type { CovenantPeer } from "../api/index.ts";
-import { hotkeyAddress } from "./hotkey.ts";
+import type { CovenantPeer } from "../../api/index.ts";
+import { hotkeyAddress } from "../../protocol/chain/hotkey.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { CORE } from "../kube/keys.ts";
 

@@ -1,6 +1,6 @@
 /**
  * Condition reasons and Event reasons the chain bridge writes. They belong beside the
- * other reasons in operator/api/reasons.ts; they live here until that file takes them.
+ * other reasons in api/reasons.ts; they live here until that file takes them.
  */
 export const ChainReason = {
   // CovenantPeer Registered condition

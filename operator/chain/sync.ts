@@ -2,29 +2,10 @@
  * Where the bridge stands with the chain, and the TrainingRun ChainSynced condition that
  * follows from it. Pure.
  */
+import type { SyncSnapshot } from "../../protocol/chain/state.ts";
 import { ChainReason } from "./reasons.ts";
 
-export type SyncPhase = "Connecting" | "Connected" | "Unreachable";
-
-export interface HeadInfo {
-  number: number;
-  hash: string;
-  /** Wall-clock ms when the bridge saw this head. */
-  seenAt: number;
-}
-
-export interface SyncSnapshot {
-  phase: SyncPhase;
-  /** Redacted endpoint. */
-  endpoint: string;
-  best?: HeadInfo;
-  finalized?: number;
-  /** Failed attempts since the last successful connection. */
-  failures: number;
-  lastError?: string;
-  /** Wall-clock ms of the next reconnect attempt while Unreachable. */
-  retryAt?: number;
-}
+export type { HeadInfo, SyncPhase, SyncSnapshot } from "../../protocol/chain/state.ts";
 
 export interface ConditionSpec {
   type: "ChainSynced";

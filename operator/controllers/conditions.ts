@@ -2,7 +2,7 @@
  * Conditions in the Kubernetes convention: `lastTransitionTime` moves only when the status
  * flips, so a reconcile that changes nothing produces an identical list.
  */
-import type { Condition } from "../api/index.ts";
+import type { Condition } from "../../api/index.ts";
 
 export type ConditionStatus = Condition["status"];
 

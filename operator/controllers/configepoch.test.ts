@@ -6,7 +6,7 @@ import {
   roundConfigOf,
   type ConfigEpoch,
   type RoundConfig,
-} from "../api/index.ts";
+} from "../../api/index.ts";
 import { configOf, epochFor, epochProblems, roundConfigDigest } from "../../protocol/configepoch.ts";
 import { CONFIG_EPOCH_MARGIN, planConfigEpochs, storedEpochs } from "./configepoch.ts";
 import { makeRun } from "./testing.ts";

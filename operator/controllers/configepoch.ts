@@ -10,7 +10,7 @@ import {
   type ConfigEpoch,
   type RoundConfig,
   type TrainingRunStatus,
-} from "../api/index.ts";
+} from "../../api/index.ts";
 import { changedFields, epochProblems, roundConfigDigest } from "../../protocol/configepoch.ts";
 
 export { CONFIG_EPOCH_MARGIN };

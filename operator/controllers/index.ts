@@ -1,6 +1,6 @@
 /** The operator's controllers on the runtime: shared informers, then one controller per kind. */
 import type { V1ConfigMap, V1Node, V1Pod } from "@kubernetes/client-node";
-import { Label, MANAGED_BY, type CovenantPeer, type TrainingRun } from "../api/index.ts";
+import { Label, MANAGED_BY, type CovenantPeer, type TrainingRun } from "../../api/index.ts";
 import { CORE, type Manager } from "../kube/index.ts";
 import { controllerOptions, type ControllerOptions } from "./options.ts";
 import { addPeerController, type Informers } from "./peer-controller.ts";

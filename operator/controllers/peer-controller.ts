@@ -16,7 +16,7 @@ import {
   type CovenantPeer,
   type CovenantPeerStatus,
   type TrainingRun,
-} from "../api/index.ts";
+} from "../../api/index.ts";
 import {
   CORE,
   applyObject,

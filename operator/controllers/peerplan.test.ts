@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
-import { Reason, type CovenantPeer, type TrainingRun } from "../api/index.ts";
+import { Reason, type CovenantPeer, type TrainingRun } from "../../api/index.ts";
 import { findCondition } from "./conditions.ts";
 import { controllerOptions } from "./options.ts";
 import { planPeer, type PeerObservation } from "./peerplan.ts";

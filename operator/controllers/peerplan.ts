@@ -19,7 +19,7 @@ import {
   type CovenantPeer,
   type CovenantPeerStatus,
   type TrainingRun,
-} from "../api/index.ts";
+} from "../../api/index.ts";
 import { mergeConditions, type DesiredCondition } from "./conditions.ts";
 import type { ControllerOptions } from "./options.ts";
 import { rolloutDecision, type RolloutPeer } from "./rollout.ts";

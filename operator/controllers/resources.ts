@@ -1,5 +1,5 @@
 /** Where the covenant kinds live in the API, for the controller runtime. */
-import { COVENANT_PEER, GROUP, TRAINING_RUN, VERSION } from "../api/index.ts";
+import { COVENANT_PEER, GROUP, TRAINING_RUN, VERSION } from "../../api/index.ts";
 import type { ResourceRef } from "../kube/index.ts";
 
 export const TRAINING_RUNS: ResourceRef = {

@@ -13,7 +13,7 @@ import {
   runConfigMapName,
   trainingRunSchema,
   type TrainingRunStatus,
-} from "../api/index.ts";
+} from "../../api/index.ts";
 import {
   CORE,
   applyObject,
@@ -30,7 +30,7 @@ import type { Informers } from "./peer-controller.ts";
 import { TRAINING_RUNS } from "./resources.ts";
 import { planRun } from "./runplan.ts";
 import { statusChanged } from "./status.ts";
-import type { TrainingRun } from "../api/index.ts";
+import type { TrainingRun } from "../../api/index.ts";
 
 const RUN_STATUS_FIELDS = [
   "observedGeneration",

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Reason, RUN_CONFIG_FILE, type CovenantPeer, type TrainingRun } from "../api/index.ts";
+import { Reason, RUN_CONFIG_FILE, type CovenantPeer, type TrainingRun } from "../../api/index.ts";
 import { findCondition } from "./conditions.ts";
 import { CONFIG_HASH_ANNOTATION, planRun } from "./runplan.ts";
 import { makePeer, makeRun } from "./testing.ts";

@@ -25,7 +25,7 @@ import {
   type RunPhase,
   type TrainingRun,
   type TrainingRunStatus,
-} from "../api/index.ts";
+} from "../../api/index.ts";
 import { isTrue, mergeConditions, type DesiredCondition } from "./conditions.ts";
 import { planConfigEpochs, storedEpochs } from "./configepoch.ts";
 import { hashOf } from "./hash.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { mergeConditions } from "./conditions.ts";
 import { canonicalJson, hashOf } from "./hash.ts";
-import type { CovenantPeerStatus } from "../api/index.ts";
+import type { CovenantPeerStatus } from "../../api/index.ts";
 import { statusChanged } from "./status.ts";
 
 const T0 = new Date("2026-01-01T00:00:00Z");

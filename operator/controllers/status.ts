@@ -2,7 +2,7 @@
  * Deciding whether a status write is needed: compare only the fields (and condition types)
  * this controller owns, so that fields other controllers own never trigger a write.
  */
-import type { Condition } from "../api/index.ts";
+import type { Condition } from "../../api/index.ts";
 import { canonicalJson } from "./hash.ts";
 
 interface WithConditions {

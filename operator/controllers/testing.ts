@@ -12,7 +12,7 @@ import {
   trainingRunSchema,
   type CovenantPeer,
   type TrainingRun,
-} from "../api/index.ts";
+} from "../../api/index.ts";
 
 export const TEST_IMAGE = "registry.example/covenant/worker@sha256:" + "0123456789abcdef".repeat(4);
 

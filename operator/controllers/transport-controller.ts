@@ -27,7 +27,7 @@ import {
   type CovenantPeer,
   type TrainingRun,
   type TrainingRunStatus,
-} from "../api/index.ts";
+} from "../../api/index.ts";
 import { BusConnectionPool } from "../bus/pool.ts";
 import { deleteStreams, diffBus, observeRunBus } from "../bus/inventory.ts";
 import { applyBus } from "../bus/provision.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Reason, type TrainingRun } from "../api/index.ts";
+import { Reason, type TrainingRun } from "../../api/index.ts";
 import { SubnetDirectory, type SubnetView } from "./subnet.ts";
 import { makeRun } from "./testing.ts";
 import {

@@ -19,8 +19,8 @@ import {
   RunCondition,
   type TrainingRun,
   type TrainingRunStatus,
-} from "../api/index.ts";
-import { backoffDelay, type BackoffPolicy } from "../chain/backoff.ts";
+} from "../../api/index.ts";
+import { backoffDelay, type BackoffPolicy } from "../../protocol/chain/backoff.ts";
 import { planBus, type BusPlan } from "../bus/provision.ts";
 import { runBusSpec, type RunHotkeys } from "../bus/runspec.ts";
 import { checkHotkey } from "../../protocol/names.ts";

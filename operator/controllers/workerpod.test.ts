@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { fieldChange } from "../api/index.ts";
+import { fieldChange } from "../../api/index.ts";
 import { controllerOptions } from "./options.ts";
 import { TEST_IMAGE, makePeer, makeRun } from "./testing.ts";
 import { desiredWorkerPod, specHashOf, workerPodName } from "./workerpod.ts";

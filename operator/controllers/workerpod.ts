@@ -25,7 +25,7 @@ import {
   type CovenantPeer,
   type Toleration,
   type TrainingRun,
-} from "../api/index.ts";
+} from "../../api/index.ts";
 import { hashOf } from "./hash.ts";
 import type { ControllerOptions } from "./options.ts";
 

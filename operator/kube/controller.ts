@@ -25,7 +25,7 @@ import type { KubeClient } from "./client.ts";
 import type { EventRecorder } from "./events.ts";
 import type { EventHandlers, Informer } from "./informer.ts";
 import { apiVersionOf, groupOf, isGroupKind, parseQueueKey, queueKey, type ResourceRef } from "./keys.ts";
-import { silentLogger, type Logger } from "./log.ts";
+import { silentLogger, type Logger } from "../../protocol/log.ts";
 import { WorkQueue } from "./queue.ts";
 
 export interface ReconcileRequest {

@@ -14,7 +14,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import type { OperatorMetrics } from "../metrics/registry.ts";
 import { isAlreadyExists, isNotFound, type KubeClient } from "./client.ts";
 import { CORE } from "./keys.ts";
-import { silentLogger, type Logger } from "./log.ts";
+import { silentLogger, type Logger } from "../../protocol/log.ts";
 
 export type EventType = "Normal" | "Warning";
 

@@ -76,7 +76,7 @@ export {
   LeaderElector,
   type LeaderElectionOptions,
 } from "./leader.ts";
-export { createLogger, parseLogLevel, silentLogger, type LogLevel, type Logger } from "./log.ts";
+export { createLogger, parseLogLevel, silentLogger, type LogLevel, type Logger } from "../../protocol/log.ts";
 export { Manager, parseAddress, type ManagerOptions, type StopReason } from "./manager.ts";
 export { WorkQueue, type WorkQueueOptions } from "./queue.ts";
 export { DEFAULT_RATE_LIMIT, TokenBucketLimiter, type Clock, type RateLimit } from "./ratelimit.ts";

@@ -15,7 +15,7 @@ import type { OperatorMetrics } from "../metrics/registry.ts";
 import { Store } from "./cache.ts";
 import { isGone, type KubeClient, type WatchEvent } from "./client.ts";
 import { keyOf, resourceLabel, type ResourceRef } from "./keys.ts";
-import { silentLogger, type Logger } from "./log.ts";
+import { silentLogger, type Logger } from "../../protocol/log.ts";
 
 export interface EventHandlers<T> {
   onAdd?(obj: T): void;

@@ -20,7 +20,7 @@
 import type { OperatorMetrics } from "../metrics/registry.ts";
 import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from "./client.ts";
 import { CORE, resourceLabel, resourcePath } from "./keys.ts";
-import { silentLogger, type Logger } from "./log.ts";
+import { silentLogger, type Logger } from "../../protocol/log.ts";
 
 export interface LeaseSpec {
   holderIdentity?: string | null;

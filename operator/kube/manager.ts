@@ -23,7 +23,7 @@ import { AggregatingEventRecorder, type EventRecorder } from "./events.ts";
 import { Informer, type InformerOptions } from "./informer.ts";
 import { resourceLabel, type ResourceRef } from "./keys.ts";
 import { LeaderElector, type LeaderElectionOptions } from "./leader.ts";
-import { silentLogger, type Logger } from "./log.ts";
+import { silentLogger, type Logger } from "../../protocol/log.ts";
 import { DEFAULT_RATE_LIMIT, type RateLimit } from "./ratelimit.ts";
 
 export interface ManagerOptions {

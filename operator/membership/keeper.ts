@@ -19,7 +19,7 @@ import {
   type CovenantPeer,
   type CovenantPeerStatus,
   type TrainingRun,
-} from "../api/index.ts";
+} from "../../api/index.ts";
 import { findCondition, mergeConditions } from "../controllers/conditions.ts";
 import { statusChanged } from "../controllers/status.ts";
 import { COVENANT_PEERS, TRAINING_RUNS } from "../controllers/resources.ts";

@@ -14,7 +14,7 @@
  *   joined; a member without shards is never counted as missing;
  * - any change bumps the epoch; workers adopt it at their next round boundary.
  */
-import type { Condition } from "../api/index.ts";
+import type { Condition } from "../../api/index.ts";
 import {
   INACTIVE_REASONS,
   inactiveReason,

@@ -4,8 +4,8 @@
  * likewise; both are bounded by the objects on the cluster.
  */
 import { Counter, Gauge, type Registry } from "prom-client";
-import type { CovenantPeer, TrainingRun } from "../api/index.ts";
-import { RUN_PHASES } from "../api/index.ts";
+import type { CovenantPeer, TrainingRun } from "../../api/index.ts";
+import { RUN_PHASES } from "../../api/index.ts";
 
 export interface RunMetricsSource {
   runs(): readonly TrainingRun[];

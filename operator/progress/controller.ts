@@ -8,7 +8,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectBus } from "../../protocol/bus/connection.ts";
-import { API_VERSION, TRAINING_RUN_KIND, type CovenantPeer, type TrainingRun } from "../api/index.ts";
+import { API_VERSION, TRAINING_RUN_KIND, type CovenantPeer, type TrainingRun } from "../../api/index.ts";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Counter } from "prom-client";
 import { applyStatus, type Controller, type Informer, type Logger, type Manager } from "../kube/index.ts";

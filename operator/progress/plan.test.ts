@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { TrainingRun } from "../api/index.ts";
+import type { TrainingRun } from "../../api/index.ts";
 import { emptyBusProgress, parseRunSubject, planProgress, progressChanged } from "./plan.ts";
 
 const run = (rounds: number, status?: TrainingRun["status"]) =>

@@ -1,7 +1,7 @@
 // The progress of a run as the gradient bus shows it, turned into TrainingRun
 // status: a round counts as done once a validator has published its selection.
 // Pure; the watcher and the controller beside it do the I/O.
-import type { TrainingRun, TrainingRunStatus } from "../api/index.ts";
+import type { TrainingRun, TrainingRunStatus } from "../../api/index.ts";
 
 /** What the bus has shown about a run so far. */
 export interface BusProgress {

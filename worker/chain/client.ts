@@ -8,7 +8,7 @@ import { ApiPromise, WsProvider } from "@polkadot/api";
 import type { SubmittableExtrinsic } from "@polkadot/api/types";
 import type { KeyringPair } from "@polkadot/keyring/types";
 import { hexToU8a } from "@polkadot/util";
-import { redactEndpoint, validateEndpoint } from "../../operator/chain/endpoint.ts";
+import { redactEndpoint, validateEndpoint } from "../../protocol/chain/endpoint.ts";
 import { commitmentField } from "./plan.ts";
 
 export class ChainCallError extends Error {

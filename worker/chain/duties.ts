@@ -9,7 +9,7 @@
  */
 import type { KeyringPair } from "@polkadot/keyring/types";
 import type { Counter } from "prom-client";
-import { redactEndpoint } from "../../operator/chain/endpoint.ts";
+import { redactEndpoint } from "../../protocol/chain/endpoint.ts";
 import type { Log } from "../log.ts";
 import { ChainCallError, WorkerChain, type WorkerChainOptions } from "./client.ts";
 import { weightsDue, weightsFromScores } from "./plan.ts";

@@ -5,7 +5,7 @@
  */
 import { readFile, stat } from "node:fs/promises";
 import type { KeyringPair } from "@polkadot/keyring/types";
-import { hotkeyFromSecret } from "../../operator/chain/hotkey.ts";
+import { hotkeyFromSecret } from "../../protocol/chain/hotkey.ts";
 
 /** Secrets are small; anything larger is not a key file. */
 export const MAX_KEY_FILE_BYTES = 4096;

@@ -13,7 +13,7 @@ import {
   type ModelShape,
 } from "./presets.ts";
 
-const jsonFile = join(import.meta.dirname, "../../kernels/engine/presets.json");
+const jsonFile = join(import.meta.dirname, "../kernels/engine/presets.json");
 const rows = (JSON.parse(readFileSync(jsonFile, "utf8")) as { presets: Record<string, unknown>[] }).presets;
 
 describe("model presets: one table", () => {
@@ -78,12 +78,12 @@ describe("model presets: one table", () => {
 
   // The engine compiles the same file in (kernels/engine/presets.cmake); where its addon is
   // built, its presets must be this table exactly (a stale build or a generator fault shows here).
-  const addon = join(import.meta.dirname, "../../kernels/build/engine/covenant_engine.node");
+  const addon = join(import.meta.dirname, "../kernels/build/engine/covenant_engine.node");
   it(
     "the engine's compiled presets are this table",
     { skip: !existsSync(addon) && "engine addon not built" },
     async () => {
-      const engine = await import("../../kernels/binding/engine.ts");
+      const engine = await import("../kernels/binding/engine.ts");
       assert.deepEqual([...engine.PRESET_NAMES], [...MODEL_PRESETS]);
       const all = engine.presets();
       assert.deepEqual(Object.keys(all), [...MODEL_PRESETS]);

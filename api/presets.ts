@@ -7,7 +7,7 @@
  * the same shape to the operator's sizing and validation, to the worker that trains it, and
  * to the engine's own tools and tests.
  */
-import table from "../../kernels/engine/presets.json" with { type: "json" };
+import table from "../kernels/engine/presets.json" with { type: "json" };
 
 export const MODEL_PRESETS = [
   "llama3-tiny",

@@ -8,8 +8,7 @@ import { EventEmitter } from "node:events";
 import { ApiPromise, WsProvider } from "@polkadot/api";
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffPolicy } from "./backoff.ts";
 import { redactEndpoint, validateEndpoint } from "./endpoint.ts";
-import type { RpcErrorKind } from "./metrics.ts";
-import type { HeadInfo, SyncSnapshot } from "./sync.ts";
+import type { HeadInfo, RpcErrorKind, SyncSnapshot } from "./state.ts";
 
 export interface ConnectionOptions {
   endpoint: string;

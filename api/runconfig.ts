@@ -3,7 +3,7 @@
  * (`/etc/covenant/run/run.json`). Defaults applied, the model preset expanded into a shape,
  * file paths of mounted credentials filled in. Everything a worker needs, nothing secret.
  *
- * Its fields fall in three groups (operator/api/changes.ts): immutable ones; round-level
+ * Its fields fall in three groups (api/changes.ts): immutable ones; round-level
  * ones (RoundConfig), which change only by config epochs (`epochs`) that every worker adopts
  * at the same round boundary; and pod-level ones (podConfigOf) a worker reads once, whose
  * change replaces the worker pods (rolled).

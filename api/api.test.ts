@@ -12,7 +12,7 @@ import { ROUND_CONFIG_FIELDS } from "./runconfig.ts";
 import { TRAINING_RUN } from "./crd.ts";
 
 describe("generated manifests", () => {
-  it("crds/ and config/rbac/ match operator/api (run `make generate` when this fails)", () => {
+  it("crds/ and config/rbac/ match api (run `make generate` when this fails)", () => {
     assert.deepEqual(stalePaths(), []);
   });
 
