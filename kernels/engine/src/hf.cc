@@ -36,23 +36,7 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-bool numel_of(const std::vector<int64_t>& shape, uint64_t* n) {
-  uint64_t total = 1;
-  for (int64_t d : shape) {
-    if (d < 0 || (d > 0 && total > (uint64_t(1) << 62) / uint64_t(d))) return false;
-    total *= uint64_t(d);
-  }
-  *n = total;
-  return true;
-}
-
-int dtype_bytes(const std::string& d) {
-  if (d == "F64" || d == "I64" || d == "U64") return 8;
-  if (d == "F32" || d == "I32" || d == "U32") return 4;
-  if (d == "F16" || d == "BF16" || d == "I16" || d == "U16") return 2;
-  if (d == "I8" || d == "U8" || d == "BOOL" || d == "F8_E4M3" || d == "F8_E5M2") return 1;
-  return 0;
-}
+using safetensors::dtype_bytes;
 
 float half_to_float(uint16_t h) {
   const uint32_t sign = uint32_t(h >> 15) << 31;
@@ -274,38 +258,7 @@ std::string float_text(float v) {
   return buf;  // "1e-05": valid JSON, and Python reads it as the same float
 }
 
-std::vector<ParamInfo> layout(const ModelConfig& config) {
-  std::vector<ParamInfo> params;
-  const int64_t V = config.vocab_size, C = config.dim, F = config.ffn_dim, KV = config.kv_dim();
-  size_t offset = 0;
-  auto add = [&](const std::string& name, std::vector<int64_t> shape) {
-    ParamInfo p;
-    p.name = name;
-    p.shape = shape;
-    p.numel = 1;
-    for (int64_t d : shape) p.numel *= size_t(d);
-    p.offset = offset;
-    p.decay = shape.size() == 2;
-    offset += p.numel;
-    params.push_back(p);
-  };
-  add("model.embed_tokens.weight", {V, C});
-  for (int l = 0; l < config.n_layers; l++) {
-    const std::string pre = "model.layers." + std::to_string(l) + ".";
-    add(pre + "input_layernorm.weight", {C});
-    add(pre + "self_attn.q_proj.weight", {C, C});
-    add(pre + "self_attn.k_proj.weight", {KV, C});
-    add(pre + "self_attn.v_proj.weight", {KV, C});
-    add(pre + "self_attn.o_proj.weight", {C, C});
-    add(pre + "post_attention_layernorm.weight", {C});
-    add(pre + "mlp.gate_proj.weight", {F, C});
-    add(pre + "mlp.up_proj.weight", {F, C});
-    add(pre + "mlp.down_proj.weight", {C, F});
-  }
-  add("model.norm.weight", {C});
-  add("lm_head.weight", {V, C});
-  return params;
-}
+std::vector<ParamInfo> layout(const ModelConfig& config) { return parameter_layout(config); }
 
 namespace {
 // Tensors of a configuration's layout: checked against a file before layout() builds the
@@ -321,70 +274,13 @@ std::string TensorFile::open(const std::string& path) {
   path_ = path;
   entries_.clear();
   metadata_.clear();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "cannot open " + path;
-  in.seekg(0, std::ios::end);
-  const uint64_t size = uint64_t(in.tellg());
-  in.seekg(0);
-  if (size < 8) return path + ": too short for a safetensors file";
-  uint8_t len[8];
-  in.read(reinterpret_cast<char*>(len), 8);
-  uint64_t hlen = 0;
-  for (int i = 0; i < 8; i++) hlen |= uint64_t(len[i]) << (8 * i);
-  if (hlen > kMaxHeader || hlen > size - 8) {
-    return path + ": header length " + std::to_string(hlen) + " exceeds the file or the limit";
-  }
-  std::string header(hlen, '\0');
-  in.read(header.data(), std::streamsize(hlen));
-  if (!in) return path + ": short read of the header";
-  json::Value root;
-  std::string err;
-  if (!json::parse(header, &root, &err)) return path + ": bad header JSON: " + err;
-  if (root.kind != json::Value::kObject) return path + ": header is not a JSON object";
-  data_start_ = 8 + hlen;
-  const uint64_t data_size = size - data_start_;
-  for (const auto& [name, v] : root.object) {
-    if (name == "__metadata__") {
-      if (v.kind != json::Value::kObject) return path + ": __metadata__ is not an object";
-      for (const auto& [k, mv] : v.object) {
-        if (mv.kind != json::Value::kString) return path + ": metadata " + k + " not a string";
-        metadata_[k] = mv.string;
-      }
-      continue;
-    }
-    const json::Value* dtype = v.get("dtype");
-    const json::Value* shape = v.get("shape");
-    const json::Value* offs = v.get("data_offsets");
-    if (!dtype || !shape || !offs || dtype->kind != json::Value::kString ||
-        shape->kind != json::Value::kArray || offs->kind != json::Value::kArray ||
-        offs->array.size() != 2) {
-      return path + ": tensor " + name + " lacks dtype, shape or data_offsets";
-    }
-    const int width = dtype_bytes(dtype->string);
-    if (width == 0) return path + ": tensor " + name + " has unknown dtype " + dtype->string;
-    Entry e;
-    e.dtype = dtype->string;
-    for (const json::Value& d : shape->array) {
-      if (d.kind != json::Value::kNumber || d.number < 0 || d.number > 1e15 ||
-          d.number != double(int64_t(d.number))) {
-        return path + ": tensor " + name + " has a bad shape";
-      }
-      e.shape.push_back(int64_t(d.number));
-    }
-    uint64_t n = 0;
-    if (!numel_of(e.shape, &n)) return path + ": tensor " + name + " is too large";
-    const json::Value& b = offs->array[0];
-    const json::Value& f = offs->array[1];
-    if (b.kind != json::Value::kNumber || f.kind != json::Value::kNumber || b.number < 0 ||
-        f.number < b.number || f.number > double(data_size) || b.number != std::floor(b.number) ||
-        f.number - b.number != double(n) * width) {
-      return path + ": tensor " + name + " has data_offsets outside the file or not matching shape";
-    }
-    e.begin = uint64_t(b.number);
-    e.end = uint64_t(f.number);
-    if (entries_.count(name)) return path + ": tensor " + name + " appears twice";
-    entries_[name] = std::move(e);
-  }
+  std::ifstream in;
+  safetensors::Header h;
+  const std::string err = safetensors::read_header(path, &in, &h);
+  if (!err.empty()) return err;
+  entries_ = std::move(h.entries);
+  metadata_ = std::move(h.metadata);
+  data_start_ = h.data_start;
   return "";
 }
 

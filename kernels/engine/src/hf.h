@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "model.h"
+#include "safetensors.h"
 
 namespace covenant::engine::hf {
 
@@ -31,11 +32,7 @@ struct Weights {
 // converted to fp32 (F32 copied bit for bit, BF16 and F16 widened exactly).
 class TensorFile {
  public:
-  struct Entry {
-    std::string dtype;
-    std::vector<int64_t> shape;
-    uint64_t begin = 0, end = 0;  // into the data section
-  };
+  using Entry = safetensors::Entry;
   std::string open(const std::string& path);
   const std::map<std::string, Entry>& entries() const { return entries_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }

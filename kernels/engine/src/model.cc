@@ -19,9 +19,8 @@ namespace {
 enum LayerParam { kAttnNorm, kQ, kK, kV, kO, kMlpNorm, kGate, kUp, kDown, kPerLayer };
 }  // namespace
 
-Model::Model(const ModelConfig& config) : config_(config) {
-  const std::string err = config.validate();
-  if (!err.empty()) throw std::invalid_argument("model config: " + err);
+std::vector<ParamInfo> parameter_layout(const ModelConfig& config) {
+  std::vector<ParamInfo> params;
   const int64_t V = config.vocab_size, C = config.dim, F = config.ffn_dim, KV = config.kv_dim();
   size_t offset = 0;
   auto add = [&](const std::string& name, std::vector<int64_t> shape) {
@@ -33,7 +32,7 @@ Model::Model(const ModelConfig& config) : config_(config) {
     p.offset = offset;
     p.decay = shape.size() == 2;
     offset += p.numel;
-    params_.push_back(p);
+    params.push_back(p);
   };
   add("model.embed_tokens.weight", {V, C});
   for (int l = 0; l < config.n_layers; l++) {
@@ -50,6 +49,14 @@ Model::Model(const ModelConfig& config) : config_(config) {
   }
   add("model.norm.weight", {C});
   add("lm_head.weight", {V, C});
+  return params;
+}
+
+Model::Model(const ModelConfig& config) : config_(config) {
+  const std::string err = config.validate();
+  if (!err.empty()) throw std::invalid_argument("model config: " + err);
+  params_ = parameter_layout(config);
+  const size_t offset = params_.back().offset + params_.back().numel;
   weights_.assign(offset, 0.0f);
   grads_.assign(offset, 0.0f);
   acts_.resize(config.n_layers);

@@ -17,6 +17,10 @@ struct ParamInfo {
   bool decay = false;  // matrices take weight decay, norm gains do not
 };
 
+// The parameters of a configuration in buffer order, with their names, shapes and offsets:
+// the one layout the model, its checkpoints and the Hugging Face export share.
+std::vector<ParamInfo> parameter_layout(const ModelConfig& config);
+
 class Model {
  public:
   // Throws std::invalid_argument when the configuration is not usable.
