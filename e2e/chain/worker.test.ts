@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Keyring } from "@polkadot/keyring";
+import { Counter } from "prom-client";
 import type { Log } from "../../worker/log.ts";
 import { ChainCallError, WorkerChain } from "../../worker/chain/client.ts";
 import { ChainDuties } from "../../worker/chain/duties.ts";
@@ -67,9 +68,17 @@ describe("worker chain calls against the local chain", () => {
   });
 
   it("fails registration without funds with the pool's and the runtime's errors", async () => {
-    // Nothing to pay the fee with: the pool refuses the transaction.
+    // Nothing to pay the fee with: the pool refuses the transaction, and the error says so.
     const broke = await worker("//covenant/worker/broke");
-    await assert.rejects(broke.ensureRegistered(), /Inability to pay some fees/);
+    await assert.rejects(
+      broke.ensureRegistered(),
+      (e: unknown) =>
+        e instanceof ChainCallError &&
+        e.reason === "cannot_pay_fee" &&
+        e.stage === "pool" &&
+        e.message.includes(`the payer ${broke.hotkeyAddress} cannot pay the transaction fee`) &&
+        /Inability to pay some fees/.test(e.message),
+    );
     assert.equal(await broke.uid(), undefined);
     // Enough for the fee but not the burn: the call fails in the block, the fee is kept.
     const poor = await worker("//covenant/worker/poor");
@@ -158,6 +167,40 @@ describe("worker chain calls against the local chain", () => {
       await d.stop();
     });
 
+    it("counts and logs a registration whose payer cannot pay the fee as cannot_pay_fee", async () => {
+      const pair = keyring.addFromUri("//covenant/duties/broke");
+      const log = recordingLog();
+      const calls = new Counter({
+        name: "test_worker_chain_calls",
+        help: "chain calls",
+        labelNames: ["call", "result"] as const,
+        registers: [],
+      });
+      const d = new ChainDuties({
+        endpoint: lc.url,
+        netuid: NETUID,
+        hotkey: pair,
+        register: true,
+        payloadLocation: "bucket",
+        log,
+        calls,
+        timeoutMs: 20_000,
+      });
+      d.start();
+      await d.idle();
+      await d.stop();
+      const counted = (await calls.get()).values.map((v) => `${v.labels.call}/${v.labels.result}=${v.value}`);
+      assert.deepEqual(counted, ["burned_register/cannot_pay_fee=1"]);
+      assert.ok(
+        log.lines.some((l) =>
+          l.startsWith(
+            `WARN chain: burned_register refused (cannot_pay_fee): the payer ${pair.address} cannot pay`,
+          ),
+        ),
+        log.lines.join("\n"),
+      );
+    });
+
     it("does not register unless the run says so, and says so once", async () => {
       const pair = keyring.addFromUri("//covenant/duties/unregistered");
       const log = recordingLog();
@@ -190,6 +233,7 @@ describe("worker chain calls against the local chain", () => {
         payloadLocation: "validator-bucket",
         setWeightsEveryRounds: 2,
         log,
+        stateDir: join(dir, "validator-state"),
       });
       const hot = (i: number) => seededKeys(devKeyring(), i).hot.address;
       const scores = () =>
