@@ -21,6 +21,14 @@ export interface KubeStackOptions {
   apiserverArgs?: string[];
   /** Seconds to wait for every component; cold starts on two cores take a while. */
   timeoutSec?: number;
+  /**
+   * Where kube-apiserver listens: "127.0.0.1" (the default) or e.g. "0.0.0.0" for pods on a real
+   * node (node.ts) to reach it at their node's bridge address, as a cluster without kube-proxy
+   * must (pods cannot use the `kubernetes` Service's ClusterIP there). `server` stays loopback.
+   */
+  bindAddress?: string;
+  /** More IP addresses for the serving certificate, e.g. a node's bridge address pods dial. */
+  servingIps?: string[];
 }
 
 export interface UserCredentials {
@@ -69,7 +77,7 @@ export async function startKube(opts: KubeStackOptions = {}): Promise<KubeStack>
     const ca = CertificateAuthority.create(dir);
     const serving = ca.serving(
       "kube-apiserver",
-      ["127.0.0.1", "10.0.0.1"],
+      ["127.0.0.1", "10.0.0.1", ...(opts.servingIps ?? [])],
       [
         "localhost",
         "kubernetes",
@@ -115,7 +123,7 @@ export async function startKube(opts: KubeStackOptions = {}): Promise<KubeStack>
       logFile: join(dir, "kube-apiserver.log"),
       args: [
         `--etcd-servers=${etcdUrl}`,
-        "--bind-address=127.0.0.1",
+        `--bind-address=${opts.bindAddress ?? "127.0.0.1"}`,
         "--advertise-address=127.0.0.1",
         `--secure-port=${apiPort}`,
         `--cert-dir=${dir}`,

@@ -325,8 +325,12 @@ async function makeBridge(bridge: string, ip: string, podCidr: string, alias: st
   await ipCmd("link", "set", bridge, "up");
 }
 
-/** A /24 in the pool that no interface address or route of the machine uses yet. */
-async function freeSubnet(): Promise<string> {
+/**
+ * A /24 in the pool that no interface address or route of the machine uses yet. Exported for a
+ * test that must know its node's address (gatewayOf) before the node starts, e.g. to put it in
+ * the API server's certificate (kube.ts servingIps); it then passes it as `podCidr`.
+ */
+export async function freeSubnet(): Promise<string> {
   const { stdout: addrs } = await run(systemBinary("ip"), ["-4", "-o", "addr", "show"]);
   const { stdout: routes } = await run(systemBinary("ip"), ["-4", "route", "show", "table", "all"]);
   const used = `${addrs}\n${routes}`;
@@ -339,7 +343,8 @@ async function freeSubnet(): Promise<string> {
   throw new Error("no free /24 for a node's pods in 10.200.0.0/12");
 }
 
-function gatewayOf(podCidr: string): string {
+/** The node's address on its pod subnet (the bridge's, and the node's InternalIP): x.y.z.1. */
+export function gatewayOf(podCidr: string): string {
   const m = /^(\d+\.\d+\.\d+)\.0\/24$/.exec(podCidr);
   if (!m) throw new Error(`podCidr must be a /24 such as 10.201.7.0/24, not ${podCidr}`);
   return `${m[1]}.1`;
