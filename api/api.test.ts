@@ -199,7 +199,7 @@ describe("bounds of number fields", () => {
         found.some((f) => f.startsWith(`${p}:`)),
         p,
       );
-    assert.equal(bounded.length, 14, "the fractional fields of a TrainingRun spec");
+    assert.equal(bounded.length, 15, "the fractional fields of a TrainingRun spec");
   });
 
   it("writes CEL doubles and one-sided bounds", () => {

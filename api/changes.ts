@@ -56,12 +56,14 @@ export const RUN_FIELD_CHANGES: readonly FieldChange[] = [
   {
     field: "spec.outer",
     change: "epoch",
-    why: "every peer applies the outer step of a round with the config the validator's signed selection names",
+    why:
+      "every peer applies the outer step of a round with the config the validator's signed selection names; " +
+      "a change of spec.outer.optimizer starts (nesterov, from zero) or drops (sgd) the outer momentum at that round",
   },
   {
     field: "spec.compression",
     change: "immutable",
-    why: "every peer must encode and decode payloads the same way",
+    why: "every peer must encode and decode payloads the same way (sparse or dense, spec.compression.mode)",
   },
   {
     field: "spec.aggregation.gatherPeers",

@@ -130,14 +130,29 @@ export const innerOptimizerSchema = object(
   { default: {} },
 );
 
+export const OUTER_OPTIMIZERS = ["sgd", "nesterov"] as const;
+export type OuterOptimizer = (typeof OUTER_OPTIMIZERS)[number];
+
 export const outerSchema = object(
   "The outer step every peer applies to the aggregated pseudo-gradients.",
   {
-    learningRate: number("Outer learning rate of the SGD step.", {
+    learningRate: number("Outer learning rate lr of the outer step.", {
       minimum: 0,
       exclusiveMinimum: true,
       maximum: 10,
       default: 1,
+    }),
+    optimizer: enumeration(
+      "Outer optimizer. sgd (SparseLoCo): theta -= lr * g. nesterov (DiLoCo): v = momentum * v + g, " +
+        "theta -= lr * (g + momentum * v), with the momentum buffer v held by every peer and in the " +
+        "validator's checkpoints; a round that aggregates nothing leaves v unchanged (docs/worker.md).",
+      OUTER_OPTIMIZERS,
+      { default: "sgd" },
+    ),
+    momentum: number("Momentum of the nesterov outer optimizer (DiLoCo uses 0.9); ignored with sgd.", {
+      minimum: 0,
+      maximum: 0.999,
+      default: 0.9,
     }),
     warmupRounds: integer("Rounds at the start of the run that aggregate nothing (null rounds).", {
       minimum: 0,
@@ -149,11 +164,24 @@ export const outerSchema = object(
   { default: {} },
 );
 
+export const COMPRESSION_MODES = ["sparseloco", "none"] as const;
+export type CompressionMode = (typeof COMPRESSION_MODES)[number];
+
 export const compressionSchema = object(
-  "SparseLoCo compression of pseudo-gradients: chunked top-k, quantized values, error feedback.",
+  "Compression of pseudo-gradients. sparseloco: chunked top-k, quantized values, error feedback " +
+    "(SparseLoCo). none: dense fp32 pseudo-gradients without error feedback, the DiLoCo and dense " +
+    "baselines (wire format 3, docs/wire-format.md); the other fields are then ignored.",
   {
+    mode: enumeration(
+      "sparseloco (SparseLoCo, the default) or none (dense fp32 pseudo-gradients, no error feedback: " +
+        "the baseline SparseLoCo is compared with; with nesterov outer steps it is DiLoCo). With none, " +
+        "chunk, topK, valueBits, errorFeedbackDecay and wireFormat are ignored.",
+      COMPRESSION_MODES,
+      { default: "sparseloco" },
+    ),
     chunk: integer(
-      "Side of a chunk: 2-D weights are cut into chunk x chunk tiles, 1-D tensors into runs of chunk.",
+      "Side of a chunk: 2-D weights are cut into chunk x chunk tiles, 1-D tensors into runs of chunk " +
+        "(sparseloco only).",
       {
         minimum: 2,
         maximum: 256,
@@ -161,19 +189,30 @@ export const compressionSchema = object(
         format: "int32",
       },
     ),
-    topK: integer("Values kept per chunk; even and at most chunk*chunk.", {
+    topK: integer("Values kept per chunk; even and at most chunk*chunk (sparseloco only).", {
       minimum: 2,
       maximum: 65536,
       default: 64,
       format: "int32",
     }),
-    valueBits: integer("Bits per kept value.", { enum: [2, 4, 8], default: 2, format: "int32" }),
-    errorFeedbackDecay: number("Decay beta of the error-feedback buffer (e = beta*e + delta).", {
-      minimum: 0,
-      maximum: 1,
-      default: 0.95,
+    valueBits: integer("Bits per kept value (sparseloco only).", {
+      enum: [2, 4, 8],
+      default: 2,
+      format: "int32",
     }),
-    wireFormat: integer("Payload wire format version.", { enum: [1, 2], default: 2, format: "int32" }),
+    errorFeedbackDecay: number(
+      "Decay beta of the error-feedback buffer (e = beta*e + delta; sparseloco only).",
+      {
+        minimum: 0,
+        maximum: 1,
+        default: 0.95,
+      },
+    ),
+    wireFormat: integer(
+      "Wire format of sparseloco payloads: 1 (12-bit indices) or 2 (Elias-Fano indices). Dense payloads " +
+        "(mode none) are always format 3.",
+      { enum: [1, 2], default: 2, format: "int32" },
+    ),
   },
   {
     default: {},
@@ -429,7 +468,8 @@ export const trainingRunStatusSchema = object("Observed state of a TrainingRun."
 
 export const trainingRunSchema = withNumberBoundRules(
   object(
-    "A TrainingRun: one LLaMA-3 style model trained by many peers with SparseLoCo.",
+    "A TrainingRun: one LLaMA-3 style model trained by many peers with SparseLoCo (or its DiLoCo and " +
+      "dense baselines: spec.compression.mode, spec.outer.optimizer).",
     {
       apiVersion: string("Versioned schema of this object.", { maxLength: 64 }),
       kind: string("Kind of this object.", { maxLength: 64 }),
@@ -452,6 +492,7 @@ export type TrainingRunSpec = Infer<typeof trainingRunSpecSchema>;
 export type TrainingRunStatus = Infer<typeof trainingRunStatusSchema>;
 export type ModelSpec = Infer<typeof modelSchema>;
 export type CompressionSpec = Infer<typeof compressionSchema>;
+export type OuterSpec = Infer<typeof outerSchema>;
 export type WorkerSpec = Infer<typeof workerSchema>;
 
 export interface TrainingRun {

@@ -9,6 +9,11 @@ import { decodeAddress, signatureVerify } from "@polkadot/util-crypto";
 import { RUN_ID_PATTERN } from "./names.ts";
 
 export const ENVELOPE_VERSION = 1;
+/** Payload wire formats (docs/wire-format.md): the codec's sparse ones and the dense fp32 one. */
+export const WIRE_FORMAT_SPARSE_12BIT = 1;
+export const WIRE_FORMAT_SPARSE_ELIAS_FANO = 2;
+/** Dense fp32 pseudo-gradients (spec.compression.mode none; worker/dense.ts). */
+export const WIRE_FORMAT_DENSE_FP32 = 3;
 /** An announcement larger than this is not parsed at all. */
 export const MAX_ANNOUNCEMENT_BYTES = 4096;
 const MAGIC = new TextEncoder().encode("covenant-envelope");
@@ -19,7 +24,7 @@ export interface Envelope {
   round: number;
   /** SS58 address of the peer's hotkey. */
   hotkey: string;
-  /** Wire format of the payload (1 or 2, see docs/wire-format.md). */
+  /** Wire format of the payload (1 or 2: sparse, 3: dense fp32; see docs/wire-format.md). */
   format: number;
   /** Payload size in bytes. */
   size: number;

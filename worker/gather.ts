@@ -1,6 +1,8 @@
 // Fetching a peer's payload for a round and checking it end to end: the signed
-// announcement, the Object Store bytes (size first, then digest), and the codec's
-// validation of every field. Returns a verdict with a counted reason; never throws.
+// announcement, the Object Store bytes (size first, then digest), and the run codec's
+// validation of every field (the native SparseLoCo codec, or worker/dense.ts for dense
+// payloads, whose size bound is the dense size). Returns a verdict with a counted reason;
+// never throws.
 import type { BusClient } from "../protocol/bus/client.ts";
 import { PayloadTooLarge } from "../protocol/bus/client.ts";
 import type { RejectReason, SignedEnvelope, Verdict } from "../protocol/envelope.ts";

@@ -1,6 +1,7 @@
 // The miner's round: adopt membership and assignment at the boundary, train H inner
-// steps, form the pseudo-gradient, compress it with error feedback, sign, put,
-// announce; then wait for the validator's selection and apply it like every peer.
+// steps, form the pseudo-gradient, compress it with error feedback (or, with
+// spec.compression.mode none, send it dense without error feedback), sign, put, announce;
+// then wait for the validator's selection and apply it like every peer.
 import type { KeyringPair } from "@polkadot/keyring/types";
 import { encodeAnnouncement, signEnvelope } from "../protocol/envelope.ts";
 import { assignShards } from "../protocol/rendezvous.ts";
@@ -10,6 +11,7 @@ import { CodecError } from "../kernels/binding/codec.ts";
 import type { Tensors } from "./kernels.ts";
 import { tensorSize } from "./kernels.ts";
 import type { Replica } from "./replica.ts";
+import { isDense, payloadFormat } from "./dense.ts";
 import { corrupt, FAULT_ENV, faultAt, parseFault, stepsUnder } from "./test-fault-injection.ts";
 
 /** TEST FAULT INJECTION ONLY (the adversarial suite); undefined in every real run. */
@@ -56,7 +58,10 @@ export class Miner {
     readonly pair: KeyringPair,
     readonly data?: ShardGate,
   ) {
-    this.#errors = replica.engine.tensors.map((t) => new Float32Array(tensorSize(t)));
+    // Dense payloads carry the whole pseudo-gradient: no error feedback, no buffers.
+    this.#errors = isDense(replica.cfg)
+      ? []
+      : replica.engine.tensors.map((t) => new Float32Array(tensorSize(t)));
   }
 
   /** Zeroes the error-feedback buffers (null rounds, after a catch-up). */
@@ -135,8 +140,9 @@ export class Miner {
     } catch (err) {
       this.resetErrorFeedback();
       // A payload no receiver would accept (a value beyond the quantization bound) or a
-      // non-finite error buffer: the codec changed nothing; the buffers start again from
-      // zero and this member sits the round out rather than exit (the next round trains on).
+      // non-finite error buffer (a non-finite or out-of-bound dense value): the codec changed
+      // nothing; the buffers start again from zero and this member sits the round out rather
+      // than exit (the next round trains on).
       if (!(err instanceof CodecError) || (err.code !== "quant" && err.code !== "nonfinite")) throw err;
       r.metrics.compressFailures.inc({ reason: err.code });
       report.compressProblem = `${err.code}: ${err.message}; error feedback reset`;
@@ -147,7 +153,7 @@ export class Miner {
     r.metrics.compressionRatio.set(dense / payload.length);
 
     const envelope = signEnvelope(
-      { run: r.bus.names.run, round, format: cfg.compression.wireFormat },
+      { run: r.bus.names.run, round, format: payloadFormat(cfg) },
       payload,
       this.pair,
     );

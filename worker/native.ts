@@ -16,7 +16,8 @@ export function toBindingSpec(tensors: readonly TensorSpec[]): BindingTensor[] {
 export function codecConfig(cfg: ResolvedRunConfig): CodecConfig {
   const format = cfg.compression.wireFormat;
   if (format !== 1 && format !== 2) throw new Error(`compression.wireFormat ${format} is not 1 or 2`);
-  if (cfg.compression.valueBits !== 2)
+  // Dense payloads (mode none) do not use the sparse fields, whatever they say.
+  if (cfg.compression.mode !== "none" && cfg.compression.valueBits !== 2)
     throw new Error(`compression.valueBits ${cfg.compression.valueBits}: the codec implements 2-bit values`);
   return { format, topk: cfg.compression.topK, beta: cfg.compression.errorFeedbackDecay, threads: 1 };
 }

@@ -4,10 +4,22 @@
 // applies the same selections holds bit-identical weights. Catch-up is the same
 // operation replayed from the latest checkpoint. The run config of a round is that of the
 // config epoch in force for it; a round's outer step is applied with the config whose
-// digest the validator's selection names.
+// digest the validator's selection names. With the nesterov outer optimizer the state also
+// holds the outer momentum, updated only by applied rounds that aggregate something, and
+// carried by the validator's checkpoints (worker/dense.ts, docs/worker.md).
 import type { BusClient } from "../protocol/bus/client.ts";
 import type { ConfigEpoch, ResolvedRunConfig } from "../api/runconfig.ts";
-import { decodeCheckpoint, weightsDigest } from "./checkpoint.ts";
+import { decodeCheckpoint, stateDigest } from "./checkpoint.ts";
+import {
+  aggregatedGradient,
+  denseCodec,
+  isDense,
+  nesterovStep,
+  outerMomentum,
+  outerOptimizer,
+  payloadFormat,
+  zerosLike,
+} from "./dense.ts";
 import { fetchSubmission } from "./gather.ts";
 import type { GatherContext } from "./gather.ts";
 import type { Codec, Engine, Tensors } from "./kernels.ts";
@@ -36,6 +48,13 @@ export class OutOfSync extends Error {
 export class Replica {
   /** Weights at the start of `round` (after applying every round before it). */
   theta: Tensors;
+  /**
+   * The outer momentum at the start of `round`: present exactly when the last applied round's
+   * config uses the nesterov outer optimizer (zeros from the first such round on).
+   */
+  momentum: Tensors | undefined;
+  /** The run's payload codec: the native SparseLoCo one, or dense fp32 payloads (mode none). */
+  readonly codec: Codec;
   /** The next round to work on. */
   round = 0;
   /** Re-reads the run config file (set by the worker); called when a selection names an unknown config. */
@@ -45,12 +64,14 @@ export class Replica {
     readonly epochs: RunConfigEpochs,
     readonly bus: BusClient,
     readonly engine: Engine,
-    readonly codec: Codec,
+    codec: Codec,
     readonly validator: string,
     readonly metrics: WorkerMetrics,
     readonly log: Log,
   ) {
     this.theta = engine.getParameters();
+    // spec.compression is immutable: the first epoch's says how every payload of the run looks.
+    this.codec = isDense(epochs.at(0).config) ? denseCodec(engine.tensors) : codec;
   }
 
   /** The run config of the round being worked on (its config epoch's). */
@@ -89,8 +110,9 @@ export class Replica {
     return cfg;
   }
 
+  /** SHA-256 of the state: the weights, and the outer momentum when there is one. */
   get digest(): string {
-    return weightsDigest(this.theta);
+    return stateDigest(this.theta, this.momentum);
   }
 
   /** The validator's selection of a round if it is published already. */
@@ -145,9 +167,7 @@ export class Replica {
     const gather = this.gather;
     const started = performance.now();
     const fetched = await Promise.all(
-      sel.selected.map((p) =>
-        fetchSubmission(gather, p.hotkey, sel.round, cfg.compression.wireFormat, p.digest),
-      ),
+      sel.selected.map((p) => fetchSubmission(gather, p.hotkey, sel.round, payloadFormat(cfg), p.digest)),
     );
     this.metrics.gatherSeconds.observe((performance.now() - started) / 1000);
     const payloads: Uint8Array[] = [];
@@ -162,13 +182,27 @@ export class Replica {
       payloads.push(v.value);
       this.metrics.payloadBytes.inc({ direction: "received" }, v.value.length);
     }
+    const nesterov = outerOptimizer(cfg) === "nesterov";
     if (payloads.length > 0) {
       const t0 = performance.now();
-      const res = this.codec.aggregate(payloads, cfg.outer.learningRate, this.theta);
+      if (nesterov) {
+        // The aggregate g without the step, then v = mu v + g; theta -= lr (g + mu v).
+        const { g, result } = aggregatedGradient(this.codec, payloads, this.theta);
+        if (result.accepted !== payloads.length)
+          throw new OutOfSync(sel.round, `the codec refused selected payloads: ${result.statuses.join(",")}`);
+        this.momentum ??= zerosLike(this.theta);
+        nesterovStep(this.theta, this.momentum, g, cfg.outer.learningRate, outerMomentum(cfg));
+      } else {
+        const res = this.codec.aggregate(payloads, cfg.outer.learningRate, this.theta);
+        if (res.accepted !== payloads.length)
+          throw new OutOfSync(sel.round, `the codec refused selected payloads: ${res.statuses.join(",")}`);
+      }
       this.metrics.aggregateSeconds.observe((performance.now() - t0) / 1000);
-      if (res.accepted !== payloads.length)
-        throw new OutOfSync(sel.round, `the codec refused selected payloads: ${res.statuses.join(",")}`);
     }
+    // A round that aggregates nothing leaves the momentum as it is; a round applied with sgd
+    // drops it (a later nesterov epoch starts again from zero).
+    if (nesterov) this.momentum ??= zerosLike(this.theta);
+    else this.momentum = undefined;
     this.metrics.selected.set(payloads.length);
     this.engine.setParameters(this.theta);
     this.round = sel.round + 1;
@@ -188,13 +222,16 @@ export class Replica {
           maxBytes: 8 * 1024 ** 3,
         });
         if (bytes) {
-          const { header, theta } = decodeCheckpoint(bytes, {
+          const { header, theta, momentum } = decodeCheckpoint(bytes, {
             run: this.bus.names.run,
             tensors: this.engine.tensors,
+            // The state after a round holds a momentum exactly when that round used nesterov.
+            momentum: (round) => outerOptimizer(this.epochs.at(round).config) === "nesterov",
           });
-          if (weightsDigest(theta) !== ptr.digest)
+          if (stateDigest(theta, momentum) !== ptr.digest)
             throw new Error(`checkpoint of round ${ptr.round} is corrupt`);
           this.theta = theta;
+          this.momentum = momentum;
           this.engine.setParameters(theta);
           this.round = header.round + 1;
           this.log.info(`loaded checkpoint of round ${header.round}`);

@@ -9,7 +9,8 @@ import type { KeyringPair } from "@polkadot/keyring/types";
 import type { RejectReason, SignedEnvelope } from "../protocol/envelope.ts";
 import { assignShards } from "../protocol/rendezvous.ts";
 import { sampleSequences } from "../protocol/sampling.ts";
-import { encodeCheckpoint, weightsDigest } from "./checkpoint.ts";
+import { encodeCheckpoint } from "./checkpoint.ts";
+import { payloadFormat } from "./dense.ts";
 import { checkAnnouncement, fetchPayload } from "./gather.ts";
 import type { Tensors } from "./kernels.ts";
 import { readMembership } from "./miner.ts";
@@ -183,7 +184,7 @@ export class Validator {
       m.subject,
       m.data,
       round,
-      this.replica.cfg.compression.wireFormat,
+      payloadFormat(this.replica.cfg),
     );
     const hotkey = m.subject.split(".").at(-1)!;
     const reason: RejectReason = v.ok ? "late" : v.reason;
@@ -252,7 +253,7 @@ export class Validator {
     for (const m of arrived) {
       const hotkey = m.subject.split(".").at(-1)!;
       if (envelopes.has(hotkey)) continue;
-      const v = checkAnnouncement(r.gather, m.subject, m.data, round, cfg.compression.wireFormat);
+      const v = checkAnnouncement(r.gather, m.subject, m.data, round, payloadFormat(cfg));
       if (!v.ok) refuse(hotkey, v.reason, v.detail);
       else envelopes.set(hotkey, { e: v.value, order: m.seq, storedMs: m.storedMs });
     }
@@ -264,6 +265,7 @@ export class Validator {
         v: await fetchPayload(r.gather, e),
       })),
     );
+    // Dense payloads (mode none) decode to themselves: scored and checked for copies alike.
     const valid: { e: SignedEnvelope; order: number; storedMs: number; dense: Tensors }[] = [];
     for (const { e, order, storedMs, v } of fetched) {
       if (!v.ok) refuse(e.hotkey, v.reason, v.detail);
@@ -427,13 +429,20 @@ export class Validator {
     return rewards(this.ratings, this.admission);
   }
 
-  /** Puts the weights after `round` in the validator's checkpoint bucket and points to them. */
+  /**
+   * Puts the state after `round` (the weights, and the outer momentum of a nesterov round) in
+   * the validator's checkpoint bucket and points to it with its state digest.
+   */
   async checkpoint(round: number): Promise<void> {
     const r = this.replica;
-    const bytes = encodeCheckpoint({ run: r.bus.names.run, round, tensors: r.engine.tensors }, r.theta);
+    const bytes = encodeCheckpoint(
+      { run: r.bus.names.run, round, tensors: r.engine.tensors },
+      r.theta,
+      r.momentum,
+    );
     const object = r.bus.names.checkpointObject(round);
     await r.bus.putObject(r.bus.names.checkpointBucket(this.pair.address), object, bytes);
-    const ptr: CheckpointPointer = { round, object, digest: weightsDigest(r.theta) };
+    const ptr: CheckpointPointer = { round, object, digest: r.digest };
     const kv = await r.bus.state();
     await kv.put(`checkpoint.${this.pair.address}`, JSON.stringify(ptr));
     r.log.info(`checkpoint of round ${round} (${bytes.length} bytes)`);

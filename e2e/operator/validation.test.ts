@@ -82,6 +82,21 @@ const CASES: Case[] = [
     field: /spec\.compression\.errorFeedbackDecay must be in \[0, 1\]/,
   },
   {
+    name: "compression mode not one of the two",
+    object: run((b) => b.set("spec.compression.mode", "topk")),
+    field: /spec\.compression\.mode/,
+  },
+  {
+    name: "outer optimizer not one of the two",
+    object: run((b) => b.set("spec.outer.optimizer", "adam")),
+    field: /spec\.outer\.optimizer/,
+  },
+  {
+    name: "outer momentum of 1 (above 0.999)",
+    object: run((b) => b.set("spec.outer.momentum", 1)),
+    field: /spec\.outer\.momentum must be in \[0, 0\.999\]/,
+  },
+  {
     name: "gather peers zero",
     object: run((b) => b.set("spec.aggregation.gatherPeers", 0)),
     field: /spec\.aggregation\.gatherPeers/,

@@ -7,6 +7,7 @@ import { makeRun } from "../controllers/testing.ts";
 import { planBus } from "./provision.ts";
 import {
   checkpointBytesBound,
+  densePayloadBytes,
   llamaTensors,
   payloadBytes,
   payloadBytesBound,
@@ -46,6 +47,25 @@ describe("payload and checkpoint sizes of a run", () => {
     const bound = payloadBytesBound(s, SPARSELOCO);
     const tensors = llamaTensors(s).length;
     assert.ok(bound > exact && bound - exact <= tensors * WIRE_MAX_NAME_BYTES);
+  });
+
+  it("a dense payload (mode none) is the fp32 pseudo-gradient plus a small table", () => {
+    const s = PRESET_SHAPES["llama3-tiny"];
+    const tensors = llamaTensors(s);
+    const dense = { ...SPARSELOCO, mode: "none" } as const;
+    const table = 24 + tensors.reduce((a, t) => a + 4 + 4 * t.dims.length, 0);
+    assert.equal(payloadBytes(tensors, dense), 4 * parameterCount(s) + table);
+    assert.equal(payloadBytesBound(s, dense), densePayloadBytes(tensors), "exact: no names");
+    assert.equal(
+      payloadBytes(tensors, { ...SPARSELOCO, mode: "sparseloco" }),
+      payloadBytes(tensors, SPARSELOCO),
+    );
+    assert.ok(payloadBytesBound(s, dense) > 10 * payloadBytesBound(s, SPARSELOCO));
+  });
+
+  it("a nesterov run's checkpoint holds the outer momentum too", () => {
+    const s = PRESET_SHAPES["llama3-1b"];
+    assert.equal(checkpointBytesBound(s, true) - checkpointBytesBound(s), 4 * parameterCount(s));
   });
 
   // The codec itself says how long a payload is; where its addon is built, agree with it exactly.
@@ -89,6 +109,19 @@ describe("runBusSpec", () => {
     assert.equal(plan.replicas, 3);
     assert.equal(plan.payloadBuckets.length, 2);
     assert.equal(plan.checkpointBuckets.length, 1);
+  });
+
+  it("sizes the buses of the dense and DiLoCo baselines", () => {
+    const run = makeRun("demo")
+      .set("spec.compression.mode", "none")
+      .set("spec.outer.optimizer", "nesterov")
+      .defaulted();
+    const spec = runBusSpec("demo", run.spec, { miners: [ALICE], validators: [BOB] }, 1);
+    const shape = PRESET_SHAPES["llama3-tiny"];
+    assert.equal(spec.maxPayloadBytes, densePayloadBytes(llamaTensors(shape)));
+    assert.equal(spec.maxCheckpointBytes, checkpointBytesBound(shape, true));
+    const sgd = runBusSpec("demo", makeRun("demo").defaulted().spec, { miners: [], validators: [] }, 1);
+    assert.equal(sgd.maxCheckpointBytes, checkpointBytesBound(shape));
   });
 
   it("applies model overrides and keeps at least 4 rounds", () => {

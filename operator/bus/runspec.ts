@@ -3,8 +3,9 @@
 //
 // Bucket sizes are limits JetStream reserves against the run's account (max_bytes of every
 // copy), so they are computed from the model rather than guessed: a payload's length is
-// fixed by the model's shapes and the compression settings (docs/wire-format.md), and a
-// checkpoint is the fp32 weights plus a small header (worker/checkpoint.ts).
+// fixed by the model's shapes and the compression settings (docs/wire-format.md: sparse, or
+// dense fp32 with spec.compression.mode none), and a checkpoint is the fp32 weights (and the
+// outer momentum with spec.outer.optimizer nesterov) plus a small header (worker/checkpoint.ts).
 import type { ModelShape, TrainingRunSpec } from "../../api/index.ts";
 import { parameterCount, resolveShape } from "../../api/presets.ts";
 import type { BusSpec } from "./provision.ts";
@@ -21,7 +22,8 @@ export interface TensorShape {
   dims: readonly number[];
 }
 
-export type CompressionSettings = Pick<TrainingRunSpec["compression"], "topK" | "valueBits" | "wireFormat">;
+export type CompressionSettings = Pick<TrainingRunSpec["compression"], "topK" | "valueBits" | "wireFormat"> &
+  Partial<Pick<TrainingRunSpec["compression"], "mode">>;
 
 function largestDivisorAtMost(n: number, cap: number): number {
   for (let d = Math.min(n, cap); d > 1; d--) if (n % d === 0) return d;
@@ -36,8 +38,19 @@ function chunkRecordBytes(u: number, k: number, valueBits: number, format: numbe
   return Math.ceil((k * l + k + ((u - 1) >> l) + 1) / 8) + codes;
 }
 
+/**
+ * The exact length of a dense payload (format 3) of these tensors: the 24-byte header, per
+ * tensor 4 + 4 * rank bytes of table, and its fp32 values (worker/dense.ts).
+ */
+export function densePayloadBytes(tensors: readonly TensorShape[]): number {
+  let total = WIRE_HEADER_BYTES;
+  for (const t of tensors) total += 4 + 4 * t.dims.length + 4 * t.dims.reduce((a, b) => a * b, 1);
+  return total;
+}
+
 /** The exact length of a payload of these tensors (docs/wire-format.md, "Layout"). */
 export function payloadBytes(tensors: readonly TensorShape[], c: CompressionSettings): number {
+  if (c.mode === "none") return densePayloadBytes(tensors);
   let total = WIRE_HEADER_BYTES;
   for (const t of tensors) {
     if (t.dims.length !== 1 && t.dims.length !== 2) throw new Error(`tensor ${t.name}: rank must be 1 or 2`);
@@ -68,7 +81,10 @@ export function llamaTensors(s: ModelShape, name: (i: number) => string = (i) =>
   return dims.map((d, i) => ({ name: name(i), dims: d }));
 }
 
-/** An upper bound of a payload of this model: exact but for names taken at their longest. */
+/**
+ * An upper bound of a payload of this model: exact but for names taken at their longest
+ * (exact for dense payloads, which name no tensor).
+ */
 export function payloadBytesBound(s: ModelShape, c: CompressionSettings): number {
   return payloadBytes(
     llamaTensors(s, () => "n".repeat(WIRE_MAX_NAME_BYTES)),
@@ -77,11 +93,12 @@ export function payloadBytesBound(s: ModelShape, c: CompressionSettings): number
 }
 
 /**
- * An upper bound of a checkpoint: fp32 weights plus a JSON header naming each tensor and
- * its dimensions (at most ~300 bytes each) and the run.
+ * An upper bound of a checkpoint: fp32 weights (and as much again of outer momentum with the
+ * nesterov outer optimizer) plus a JSON header naming each tensor and its dimensions (at most
+ * ~300 bytes each) and the run.
  */
-export function checkpointBytesBound(s: ModelShape): number {
-  return 4 * parameterCount(s) + 64 * 1024 + 320 * llamaTensors(s).length;
+export function checkpointBytesBound(s: ModelShape, momentum = false): number {
+  return (momentum ? 8 : 4) * parameterCount(s) + 64 * 1024 + 320 * llamaTensors(s).length;
 }
 
 /**
@@ -104,7 +121,8 @@ export interface RunHotkeys {
  */
 export function runBusSpec(
   name: string,
-  spec: Pick<TrainingRunSpec, "model" | "compression" | "checkpoints" | "roundDeadlineSeconds">,
+  spec: Pick<TrainingRunSpec, "model" | "compression" | "checkpoints" | "roundDeadlineSeconds"> &
+    Partial<Pick<TrainingRunSpec, "outer">>,
   hotkeys: RunHotkeys,
   replicas: number,
 ): BusSpec {
@@ -116,7 +134,8 @@ export function runBusSpec(
     retainRounds: retainRoundsOf(spec),
     maxPayloadBytes: payloadBytesBound(shape, spec.compression),
     retainCheckpoints: spec.checkpoints.keep,
-    maxCheckpointBytes: checkpointBytesBound(shape),
+    // The outer optimizer may change with a config epoch: the bound follows the spec at once.
+    maxCheckpointBytes: checkpointBytesBound(shape, spec.outer?.optimizer === "nesterov"),
     miners: hotkeys.miners,
     validators: hotkeys.validators,
     replicas,
