@@ -57,6 +57,8 @@ export const Reason = {
   PodScheduled: "PodScheduled",
   PodReady: "PodReady",
   PodNotReady: "PodNotReady",
+  /** The kubelet cannot get the worker image (wrong digest, not pulled, no access). */
+  ImageNotAvailable: "ImageNotAvailable",
   PodFailed: "PodFailed",
   NodeLost: "NodeLost",
   NodeNotReady: "NodeNotReady",

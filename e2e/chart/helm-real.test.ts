@@ -29,7 +29,7 @@ import {
   RbacAuthorizationV1Api,
   type V1Pod,
 } from "@kubernetes/client-node";
-import { Label } from "../../api/index.ts";
+import { Label, Reason } from "../../api/index.ts";
 import { COVENANT_PEERS, TRAINING_RUNS } from "../../operator/controllers/resources.ts";
 import { makePeer, makeRun } from "../../operator/controllers/testing.ts";
 import { builtImage, type ImageRecord } from "../../images/digests.ts";
@@ -186,7 +186,7 @@ describe("the chart installed with Helm onto a real node", { timeout: 570_000 },
     node = await startNode(kube, {
       name: "node-a",
       podCidr,
-      gpus: 1,
+      gpus: 2,
       // What a GPU node's feature discovery would label it: worker pods select the product.
       labels: { "nvidia.com/gpu.product": "NVIDIA-B200" },
       images: [operatorImage.path, workerImage.path],
@@ -352,6 +352,48 @@ describe("the chart installed with Helm onto a real node", { timeout: 570_000 },
     await new Promise((r) => setTimeout(r, 10_000));
     const later = await core.readNamespacedPod({ name: pod.metadata!.name!, namespace: TRAIN });
     log(`worker pod after 10 s: ${describePod(later)}`);
+  });
+
+  test("a worker image the node does not have: the peer's Ready condition names it and the kubelet's reason", async () => {
+    const crs = kube!.kubeConfig().makeApiClient(CustomObjectsApi);
+    const bad = `${workerImage.ref.split("@")[0]}@sha256:${"0".repeat(64)}`;
+    await core.createNamespacedSecret({
+      namespace: TRAIN,
+      body: { metadata: { name: "peer-b-hotkey" }, stringData: { hotkey: "//Bob" } },
+    });
+    for (const [ref, obj] of [
+      [TRAINING_RUNS, makeRun("bad-image", TRAIN).image(bad).obj()],
+      [COVENANT_PEERS, makePeer("peer-b", "bad-image", TRAIN).gpus(1).obj()],
+    ] as const) {
+      delete (obj as { metadata?: { uid?: string } }).metadata?.uid;
+      await crs.createNamespacedCustomObject({
+        group: ref.group,
+        version: ref.version,
+        namespace: TRAIN,
+        plural: ref.plural,
+        body: obj,
+      });
+    }
+    type Cond = { type: string; status: string; reason: string; message: string };
+    const ready = await waitFor(
+      "peer-b's Ready condition naming the image problem",
+      async () => {
+        const p = (await crs.getNamespacedCustomObject({
+          group: COVENANT_PEERS.group,
+          version: COVENANT_PEERS.version,
+          namespace: TRAIN,
+          plural: COVENANT_PEERS.plural,
+          name: "peer-b",
+        })) as { status?: { conditions?: Cond[] } };
+        const c = p.status?.conditions?.find((x) => x.type === "Ready");
+        return c?.reason === Reason.ImageNotAvailable ? c : undefined;
+      },
+      WAIT,
+    );
+    assert.equal(ready.status, "False");
+    assert.ok(ready.message.includes(bad), ready.message);
+    assert.match(ready.message, /is waiting: ErrImageNeverPull/);
+    log(`peer-b Ready=False ${ready.reason}: ${ready.message}`);
   });
 
   test("`helm test` passes: the operator's /readyz through its Service", async () => {

@@ -54,6 +54,37 @@ describe("planPeer", () => {
     assert.equal(plan.requeueAfterMs, undefined);
   });
 
+  it("says why a pod is not Ready: the image the kubelet cannot get, or another waiting reason", () => {
+    const stuck = (reason: string, message?: string): V1Pod => {
+      const p = withPodState(pod, { node: "n1", ready: false });
+      p.status!.containerStatuses = [
+        {
+          name: "worker",
+          image: "ignored-when-the-spec-names-it",
+          imageID: "",
+          ready: false,
+          restartCount: 0,
+          state: { waiting: { reason, message } },
+        },
+      ];
+      return p;
+    };
+    const image = pod.spec!.containers[0]!.image!;
+    const never = planPeer(observe({ pods: [stuck("ErrImageNeverPull", "image is not present")] }), opts);
+    assert.equal(cond(never, "Ready")?.reason, Reason.ImageNotAvailable);
+    assert.equal(
+      cond(never, "Ready")?.message,
+      `pod alice-worker: container worker (image ${image}) is waiting: ErrImageNeverPull (image is not present)`,
+    );
+    assert.equal(never.deletions.length, 0, "the pod is kept: a fixed image in the run replaces it");
+    const crash = planPeer(observe({ pods: [stuck("CrashLoopBackOff")] }), opts);
+    assert.equal(cond(crash, "Ready")?.reason, Reason.PodNotReady);
+    assert.match(cond(crash, "Ready")?.message ?? "", /is waiting: CrashLoopBackOff$/);
+    // Being created is not a problem to report.
+    const creating = planPeer(observe({ pods: [stuck("ContainerCreating")] }), opts);
+    assert.equal(cond(creating, "Ready")?.message, "pod alice-worker is not Ready yet");
+  });
+
   it("keeps transition times when nothing changed (a second plan is identical)", () => {
     const o = observe({ pods: [withPodState(pod, { node: "n1", ready: true })] });
     const first = planPeer(o, opts);

@@ -358,14 +358,22 @@ function peerConditions(
     ];
   }
   const ready = podCondition(pod, "Ready")?.status === "True";
+  if (ready)
+    return [
+      scheduled,
+      { type: PeerCondition.Ready, status: "True", reason: Reason.PodReady, message: `pod ${name} is Ready` },
+    ];
+  const stuck = waitingContainer(pod);
   return [
     scheduled,
-    ready
+    stuck
       ? {
           type: PeerCondition.Ready,
-          status: "True",
-          reason: Reason.PodReady,
-          message: `pod ${name} is Ready`,
+          status: "False",
+          reason: IMAGE_PROBLEMS.has(stuck.reason) ? Reason.ImageNotAvailable : Reason.PodNotReady,
+          message:
+            `pod ${name}: container ${stuck.container} (image ${stuck.image}) is waiting: ${stuck.reason}` +
+            (stuck.message ? ` (${stuck.message})` : ""),
         }
       : {
           type: PeerCondition.Ready,
@@ -374,4 +382,33 @@ function peerConditions(
           message: `pod ${name} is not Ready yet`,
         },
   ];
+}
+
+/** The kubelet's reasons for a container it cannot start because of its image. */
+const IMAGE_PROBLEMS = new Set([
+  "ErrImageNeverPull",
+  "ErrImagePull",
+  "ImagePullBackOff",
+  "InvalidImageName",
+  "ImageInspectError",
+  "RegistryUnavailable",
+]);
+
+/**
+ * The first container (init containers first) the kubelet holds in a waiting state with a
+ * reason other than plain creation: what a person needs to see instead of "not Ready".
+ */
+function waitingContainer(
+  pod: V1Pod,
+): { container: string; image: string; reason: string; message?: string } | undefined {
+  const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
+  for (const s of statuses) {
+    const w = s.state?.waiting;
+    if (!w?.reason || w.reason === "ContainerCreating" || w.reason === "PodInitializing") continue;
+    const spec = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find(
+      (c) => c.name === s.name,
+    );
+    return { container: s.name, image: spec?.image ?? s.image, reason: w.reason, message: w.message };
+  }
+  return undefined;
 }
