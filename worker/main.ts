@@ -313,7 +313,16 @@ async function train(
     chain?.start();
     // On chain, peers earn by the same floor as selection (free-riders and lazy peers earn nothing).
     const ratings = () => val?.rewards() ?? new Map<string, number>();
-    const heartbeat = async (extra: Record<string, unknown> = {}) => {
+    // One heartbeat at a time, each built when its turn comes: a periodic beat that started
+    // before a round was applied must not land after the beat that reports the round (the
+    // stream's last heartbeat of a peer is what the operator and the tests read).
+    let beating: Promise<void> = Promise.resolve();
+    let inFlight = 0;
+    const heartbeat = (extra: Record<string, unknown> = {}): Promise<void> => {
+      inFlight++;
+      return (beating = beating.then(() => sendHeartbeat(extra)).finally(() => inFlight--));
+    };
+    const sendHeartbeat = async (extra: Record<string, unknown>) => {
       const body = {
         hotkey: pair.address,
         role: opts.role,
@@ -334,7 +343,8 @@ async function train(
     };
     await heartbeat();
     // Also while training: the operator counts a peer whose heartbeats stop as gone.
-    beat = setInterval(() => void heartbeat(), HEARTBEAT_MS);
+    // (skipped while a beat is still on its way: a slow bus must not queue them up)
+    beat = setInterval(() => void (inFlight === 0 && heartbeat()), HEARTBEAT_MS);
     adopt();
     // The round this miner last tried to submit to: never twice, since a second payload would
     // replace the bytes the first announcement's digest names.
@@ -362,7 +372,7 @@ async function train(
                 (rep.compressProblem ? `: compression failed: ${rep.compressProblem}` : ""),
             );
           const sel = await replica.awaitSelection(round, signal, async () => {
-            void heartbeat({ waiting: true });
+            if (inFlight === 0) void heartbeat({ waiting: true });
             // Admitted while this round is still open: contribute to it rather than idle to
             // the next boundary (a payload that turns out late is ignored, not penalised).
             if (!rep.member && !signal.aborted) {
