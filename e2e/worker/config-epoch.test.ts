@@ -14,7 +14,7 @@ import { verifySelection, type SignedSelection } from "../../protocol/selection.
 import { startLocalRun, type LocalRun, type Worker } from "./harness.ts";
 
 const RUN = "epochs";
-const ROUNDS = 8;
+const ROUNDS = 12;
 
 describe("config epochs in running workers", { timeout: 300_000 }, () => {
   let run: LocalRun;
@@ -59,13 +59,19 @@ describe("config epochs in running workers", { timeout: 300_000 }, () => {
   }
 
   test("every worker adopts the new epoch at its first round; weights stay identical", async () => {
-    const first = await selection(1);
+    await selection(1);
     // The operator's part: the next epoch from the round the run is at, written the way the
-    // kubelet updates a mounted ConfigMap (a new file replaces the old one at once).
+    // kubelet updates a mounted ConfigMap (a new file replaces the old one at once). Rounds
+    // here take well under a second, so "the round the run is at" is read right before the
+    // write, and the epoch starts 3 rounds later (one more than the operator's margin of 2,
+    // which is made for rounds of minutes).
+    let at = 1;
+    while (await watch.lastMessage(watch.names.selection(at + 1, val()))) at++;
+    assert.ok(at + 3 <= ROUNDS - 2, `the run is already at round ${at}`);
     const epochs = configEpochs(run.cfg);
     const next = { ...roundConfigOf(run.cfg), innerSteps: 3 };
     next.outer = { ...next.outer, learningRate: 0.5 };
-    const plan = planConfigEpochs(epochs, epochs.at(-1), next, first.round + 2);
+    const plan = planConfigEpochs(epochs, epochs.at(-1), next, at + 1);
     const added = plan.added!;
     assert.equal(added.epoch, 2);
     const file = join(run.dir, "run.json");
