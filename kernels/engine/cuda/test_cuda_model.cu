@@ -1,6 +1,6 @@
-// One GPU training step against the CPU backend on a small LLaMA model with the same weights and tokens:
-// loss within 1e-2 relative, every gradient tensor's cosine similarity above 0.99, and the loss
-// after one AdamW step within 1e-2. Needs a GPU: without one it exits 77 (skipped).
+// One GPU training step against the CPU backend on a small LLaMA model with the same weights
+// and tokens: loss within 1e-2 relative, every gradient tensor's cosine similarity above 0.99,
+// and the loss after one AdamW step within 1e-2. Needs a GPU: without one it exits 77 (skipped).
 #include <cmath>
 #include <cstdio>
 #include <vector>
