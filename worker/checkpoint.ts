@@ -49,18 +49,34 @@ export function encodeCheckpoint(h: CheckpointHeader, theta: Tensors, momentum?:
   return out;
 }
 
+/** Length of a checkpoint's JSON header; throws when the bytes are not a checkpoint. */
+function headerLength(bytes: Uint8Array): number {
+  if (bytes.length < MAGIC.length + 4 || !MAGIC.every((b, i) => bytes[i] === b))
+    throw new Error("not a covenant checkpoint");
+  const len = new DataView(bytes.buffer, bytes.byteOffset).getUint32(MAGIC.length, true);
+  if (MAGIC.length + 4 + len > bytes.length) throw new Error("checkpoint header is truncated");
+  return len;
+}
+
+/** A checkpoint's header alone (run, round, tensors), unchecked; throws when it is not one. */
+export function readCheckpointHeader(bytes: Uint8Array): CheckpointHeader {
+  const len = headerLength(bytes);
+  try {
+    return JSON.parse(
+      new TextDecoder().decode(bytes.subarray(MAGIC.length + 4, MAGIC.length + 4 + len)),
+    ) as CheckpointHeader;
+  } catch {
+    throw new Error("checkpoint header is not JSON");
+  }
+}
+
 /** Parses a checkpoint and checks it against the expected run and model; throws with the reason. */
 export function decodeCheckpoint(
   bytes: Uint8Array,
   expect: CheckpointExpectation,
 ): { header: CheckpointHeader; theta: Tensors; momentum?: Tensors } {
-  if (bytes.length < MAGIC.length + 4 || !MAGIC.every((b, i) => bytes[i] === b))
-    throw new Error("not a covenant checkpoint");
-  const len = new DataView(bytes.buffer, bytes.byteOffset).getUint32(MAGIC.length, true);
-  if (MAGIC.length + 4 + len > bytes.length) throw new Error("checkpoint header is truncated");
-  const header = JSON.parse(
-    new TextDecoder().decode(bytes.subarray(MAGIC.length + 4, MAGIC.length + 4 + len)),
-  ) as CheckpointHeader;
+  const len = headerLength(bytes);
+  const header = readCheckpointHeader(bytes);
   if (header.run !== expect.run) throw new Error(`checkpoint of run ${header.run}, expected ${expect.run}`);
   if (JSON.stringify(header.tensors) !== JSON.stringify(expect.tensors))
     throw new Error("checkpoint tensors differ from the model's");

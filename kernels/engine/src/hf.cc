@@ -437,12 +437,20 @@ std::string read_worker_checkpoint(const std::string& path, const ModelConfig& c
              shape_text(w.params[i].shape);
     }
   }
+  // A nesterov run's checkpoint holds the outer momentum after the weights ("momentum": true):
+  // the weights are the first half of the body, the export takes them alone.
+  const json::Value* momentum = root.get("momentum");
+  if (momentum && momentum->kind != json::Value::kBool) {
+    return path + ": checkpoint header momentum is not true or false";
+  }
+  ci.momentum = momentum && momentum->boolean;
   const size_t n = total_numel(w.params);
   ci.data_offset = kWorkerMagicLen + 4 + hlen;
   ci.data_bytes = size - ci.data_offset;
-  if (ci.data_bytes != 4 * uint64_t(n)) {
+  const uint64_t expected = (ci.momentum ? 8 : 4) * uint64_t(n);
+  if (ci.data_bytes != expected) {
     return path + ": checkpoint body is " + std::to_string(ci.data_bytes) + " bytes, expected " +
-           std::to_string(4 * uint64_t(n));
+           std::to_string(expected) + (ci.momentum ? " (weights and outer momentum)" : "");
   }
   w.data.resize(n);
   in.read(reinterpret_cast<char*>(w.data.data()), std::streamsize(4 * n));

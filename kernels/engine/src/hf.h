@@ -60,6 +60,7 @@ struct WorkerCheckpointInfo {
   int64_t round = -1;
   uint64_t data_offset = 0,
            data_bytes = 0;  // the fp32 body (what the state bucket's digest hashes)
+  bool momentum = false;    // the body also holds the outer momentum (after the weights)
 };
 std::string read_worker_checkpoint(const std::string& path, const ModelConfig& config, Weights* out,
                                    WorkerCheckpointInfo* info);

@@ -618,7 +618,7 @@ int main() {
     std::vector<float> v(lp.back().offset + lp.back().numel);
     fill(&v, 9);
     auto worker_ckpt = [&](const std::string& path, const std::vector<ParamInfo>& params,
-                           size_t drop) {
+                           size_t drop, bool momentum = false) {
       std::string header = "{\"run\":\"demo\",\"round\":9,\"tensors\":[";
       for (size_t i = 0; i < params.size(); i++) {
         header += std::string(i ? "," : "") + "{\"name\":" + json::quote(params[i].name) +
@@ -626,10 +626,14 @@ int main() {
                   (params[i].shape.size() > 1 ? "," + std::to_string(params[i].shape[1]) : "") +
                   "]}";
       }
-      header += "]}";
+      header += momentum ? "],\"momentum\":true}" : "]}";
       std::string bytes = "covenant-ckpt\n";
       for (int i = 0; i < 4; i++) bytes.push_back(char(uint32_t(header.size()) >> (8 * i)));
       bytes += header + bytes_of(v.data(), v.size() - drop);
+      if (momentum) {  // a nesterov run's outer momentum follows the weights
+        std::vector<float> m(v.size(), -0.5f);
+        bytes += bytes_of(m.data(), m.size());
+      }
       write_file(path, bytes);
     };
     const std::string run_json = dir + "/run.json";
@@ -659,6 +663,13 @@ int main() {
     std::vector<std::string> notes;
     CHECK_OK(hf::import_hf(d, &back, &notes));
     CHECK(same_bytes(back.data.data(), v.data(), v.size()));
+    // A nesterov run's checkpoint: the weights are read, the momentum after them left out.
+    worker_ckpt(wc, lp, 0, true);
+    CHECK_OK(hf::read_worker_checkpoint(wc, rc, &ww, &info));
+    CHECK(info.momentum && info.data_bytes == 8 * v.size());
+    CHECK(same_bytes(ww.data.data(), v.data(), v.size()));
+    worker_ckpt(wc, lp, 1, true);
+    CHECK_ERR(hf::read_worker_checkpoint(wc, rc, &ww, &info), "(weights and outer momentum)");
     worker_ckpt(wc, lp, 1);
     CHECK_ERR(hf::read_worker_checkpoint(wc, rc, &ww, &info), "checkpoint body is");
     ModelConfig other = rc;

@@ -367,9 +367,11 @@ std::string load_weights(const Args& a, const std::string& path, hf::Weights* w)
   }
   std::printf(
       "worker checkpoint: run %s, weights after round %lld; fp32 body %llu bytes at offset %llu "
-      "(its SHA-256 is the state bucket's digest)\n",
+      "(%s)\n",
       info.run.c_str(), (long long)info.round, (unsigned long long)info.data_bytes,
-      (unsigned long long)info.data_offset);
+      (unsigned long long)info.data_offset,
+      info.momentum ? "weights, then the outer momentum, which the export leaves out"
+                    : "its SHA-256 is the state bucket's digest");
   return "";
 }
 
