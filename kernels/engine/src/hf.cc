@@ -16,6 +16,7 @@
 #include "cpu/swiglu.h"
 #include "json.h"
 #include "safetensors.h"
+#include "trainer.h"
 
 namespace covenant::engine::hf {
 
@@ -202,23 +203,11 @@ std::string parse_float(const std::map<std::string, std::string>& meta, const st
   return "";
 }
 
-// The same metadata Trainer::save writes (trainer.cc), so Trainer::load accepts the file.
+// What Trainer::save writes (trainer.cc), with no optimizer step, so Trainer::load accepts it.
 std::map<std::string, std::string> engine_metadata(const ModelConfig& c) {
-  char theta[32], eps[32];
-  std::snprintf(theta, sizeof theta, "%.9g", c.rope_theta);
-  std::snprintf(eps, sizeof eps, "%.9g", c.norm_eps);
-  return {{"format", kEngineFormat},
-          {"config.name", c.name},
-          {"config.vocab_size", std::to_string(c.vocab_size)},
-          {"config.dim", std::to_string(c.dim)},
-          {"config.n_layers", std::to_string(c.n_layers)},
-          {"config.n_heads", std::to_string(c.n_heads)},
-          {"config.n_kv_heads", std::to_string(c.n_kv_heads)},
-          {"config.ffn_dim", std::to_string(c.ffn_dim)},
-          {"config.max_seq_len", std::to_string(c.max_seq_len)},
-          {"config.rope_theta", theta},
-          {"config.norm_eps", eps},
-          {"optimizer.step", "0"}};
+  auto meta = config_metadata(c);
+  meta["optimizer.step"] = "0";
+  return meta;
 }
 
 // GPT-2's reversible map of bytes to printable characters, which Hugging Face's ByteLevel

@@ -120,7 +120,6 @@ std::string Trainer::apply_outer_step(const std::string& name, const float* delt
   return "";
 }
 
-namespace {
 std::map<std::string, std::string> config_metadata(const ModelConfig& c) {
   char theta[32], eps[32];
   snprintf(theta, sizeof theta, "%.9g", c.rope_theta);
@@ -137,6 +136,8 @@ std::map<std::string, std::string> config_metadata(const ModelConfig& c) {
           {"config.rope_theta", theta},
           {"config.norm_eps", eps}};
 }
+
+namespace {
 const char* kExpAvg = "optimizer.exp_avg.";
 const char* kExpAvgSq = "optimizer.exp_avg_sq.";
 }  // namespace

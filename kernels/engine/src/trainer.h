@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,10 @@ struct StepResult {
   float lr = 0.0f;
   double grad_norm = 0.0;
 };
+
+// The metadata of an engine checkpoint that describes the model (format and configuration);
+// Trainer::save adds the optimizer's step, and load refuses a file whose values differ.
+std::map<std::string, std::string> config_metadata(const ModelConfig& c);
 
 class Trainer {
  public:
