@@ -9,7 +9,6 @@ import { densePayloadBytes as busDenseBytes, llamaTensors } from "../operator/bu
 import type { BusClient } from "../protocol/bus/client.ts";
 import { roundConfigDigest } from "../protocol/configepoch.ts";
 import { WIRE_FORMAT_DENSE_FP32 } from "../protocol/envelope.ts";
-import type { SignedSelection } from "../protocol/selection.ts";
 import { stateDigest, weightsDigest } from "./checkpoint.ts";
 import { RunConfigEpochs } from "./config.ts";
 import {
@@ -31,6 +30,7 @@ import {
 import type { Codec, Engine, Tensors } from "./kernels.ts";
 import { workerMetrics } from "./metrics.ts";
 import { Replica } from "./replica.ts";
+import { emptySelection } from "./testing.ts";
 
 const tensors = [
   { name: "w", dims: [2, 3] },
@@ -283,17 +283,8 @@ test("a replica's momentum: zeros from the first nesterov round, kept by null ro
   const codec = { payloadSize: () => 100 } as unknown as Codec;
   const r = new Replica(epochs, bus, engine, codec, "validator", metrics, log as never);
   const momentum = () => r.momentum;
-  const sel = (round: number): SignedSelection => ({
-    version: 1,
-    run: "run",
-    round,
-    validator: "validator",
-    epoch: 1,
-    selected: [],
-    reserves: [],
-    rejected: {},
-    signature: "0x",
-  });
+  const sel = (round: number) => emptySelection(round);
+
   assert.equal(momentum(), undefined);
   const before = r.digest;
   assert.equal(before, weightsDigest(r.theta));

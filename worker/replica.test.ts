@@ -4,11 +4,11 @@ import { resolveRunConfig, roundConfigOf, type ResolvedRunConfig } from "../api/
 import type { BusClient } from "../protocol/bus/client.ts";
 import { makeRun } from "../operator/controllers/testing.ts";
 import { roundConfigDigest } from "../protocol/configepoch.ts";
-import type { SignedSelection } from "../protocol/selection.ts";
 import { RunConfigEpochs } from "./config.ts";
 import type { Codec, Engine } from "./kernels.ts";
 import type { WorkerMetrics } from "./metrics.ts";
 import { OutOfSync, Replica } from "./replica.ts";
+import { emptySelection } from "./testing.ts";
 
 const base = (() => {
   const r = resolveRunConfig(makeRun("run").defaulted());
@@ -30,18 +30,7 @@ function replica(epochs: RunConfigEpochs): Replica {
   return new Replica(epochs, bus, engine, codec, "validator", {} as WorkerMetrics, log as never);
 }
 
-const selection = (round: number, config?: string): SignedSelection => ({
-  version: 1,
-  run: "run",
-  round,
-  validator: "validator",
-  epoch: 1,
-  selected: [],
-  reserves: [],
-  rejected: {},
-  signature: "0x",
-  ...(config ? { config } : {}),
-});
+const selection = emptySelection;
 
 test("a replica works each round with the config epoch in force for it", () => {
   const r = replica(new RunConfigEpochs(withEpoch2(60, 0.5)));
