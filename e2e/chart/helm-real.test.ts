@@ -170,6 +170,18 @@ describe("the chart installed with Helm onto a real node", { timeout: 570_000 },
         .makeApiClient(CoordinationV1Api)
         .readNamespacedLease({ name: "covenant-operator", namespace: NS })
     ).spec?.holderIdentity;
+  /** The pod among `pods` that holds the leader Lease, once one does. */
+  const leaseHeldByOneOf = (pods: V1Pod[], what: string) => {
+    const names = pods.map((p) => p.metadata!.name!);
+    return waitFor(
+      what,
+      async () => {
+        const h = await leaseHolder();
+        return h && names.includes(h) ? h : undefined;
+      },
+      WAIT,
+    );
+  };
 
   before(async () => {
     // The node's address is the API server's for pods: known first, so the certificate names it.
@@ -281,15 +293,7 @@ describe("the chart installed with Helm onto a real node", { timeout: 570_000 },
       assert.equal(p.spec?.containers[0]?.image, operatorImage.ref);
     }
     log(`operator pods Ready: ${pods.map((p) => p.metadata?.name).join(", ")}`);
-    const names = pods.map((p) => p.metadata!.name!);
-    const holder = await waitFor(
-      "the Lease held by one of the operator pods",
-      async () => {
-        const h = await leaseHolder();
-        return h && names.includes(h) ? h : undefined;
-      },
-      WAIT,
-    );
+    const holder = await leaseHeldByOneOf(pods, "the Lease held by one of the operator pods");
     const leader = pods.find((p) => p.metadata?.name === holder)!;
     // The test process reaches pod IPs over the node's bridge.
     const readyz = await get(`http://${leader.status!.podIP!}:8080/readyz`);
@@ -444,15 +448,7 @@ describe("the chart installed with Helm onto a real node", { timeout: 570_000 },
     assert.equal(after.length, 2, "the old ReplicaSet and a new one");
     const old = after.find((rs) => rs.metadata?.labels?.["pod-template-hash"] === oldHash);
     assert.equal(old?.spec?.replicas, 0, "the old ReplicaSet scaled to 0");
-    const names = pods.map((p) => p.metadata!.name!);
-    const holder = await waitFor(
-      "the Lease held by a new operator pod",
-      async () => {
-        const h = await leaseHolder();
-        return h && names.includes(h) ? h : undefined;
-      },
-      WAIT,
-    );
+    const holder = await leaseHeldByOneOf(pods, "the Lease held by a new operator pod");
     log(`rolled out; leader now ${holder}`);
   });
 
