@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { errors } from "@nats-io/nats-core";
+import { createUser } from "@nats-io/nkeys";
 import { Keyring } from "@polkadot/keyring";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import type { BusClient } from "../protocol/bus/client.ts";
@@ -9,6 +10,7 @@ import {
   busDidNotAnswer,
   busProblem,
   connectWithRetry,
+  nkeySeedIn,
   pause,
   retryDelayMs,
 } from "./bus-login.ts";
@@ -190,4 +192,16 @@ test("the bus not answering is told apart from a refusal", () => {
   );
   assert.equal(busDidNotAnswer(new Error("Permissions Violation for Publish to covenant.r.x")), false);
   assert.equal(busDidNotAnswer(new Error("selection of round 3 does not verify: bad signature")), false);
+});
+
+test("the nkey seed is found in a bare seed file and in a .creds file, and nowhere else", () => {
+  const seed = createUser().getSeed();
+  const text = new TextDecoder().decode(seed);
+  assert.equal(nkeySeedIn(`${text}\n`), text);
+  const creds =
+    "-----BEGIN NATS USER JWT-----\neyJhbGciOi.e30.sig\n------END NATS USER JWT------\n\n" +
+    `-----BEGIN USER NKEY SEED-----\n${text}\n------END USER NKEY SEED------\n`;
+  assert.equal(nkeySeedIn(creds), text);
+  assert.equal(nkeySeedIn("SUNOTASEED"), undefined);
+  assert.equal(nkeySeedIn(""), undefined);
 });

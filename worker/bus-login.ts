@@ -24,6 +24,9 @@ export interface LoginTarget {
   caFile?: string;
 }
 
+/** The NATS user nkey seed (SU...) in a seed or .creds file's text, if there is one. */
+export const nkeySeedIn = (text: string): string | undefined => /\bSU[A-Z2-7]{56}\b/.exec(text)?.[0];
+
 /** BusClient options for a login; `nkeySeed` is the seed read from the login's file (nkey only). */
 export function busClientOptions(t: LoginTarget, nkeySeed?: string): BusClientOptions {
   const o: BusClientOptions = { servers: t.servers, run: t.run, name: `${t.role}-${t.pair.address}` };

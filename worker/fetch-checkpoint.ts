@@ -13,7 +13,7 @@ import { Keyring } from "@polkadot/keyring";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { BusClient } from "../protocol/bus/client.ts";
 import { stateKeys } from "../protocol/names.ts";
-import { busClientOptions } from "./bus-login.ts";
+import { busClientOptions, nkeySeedIn } from "./bus-login.ts";
 import { decodeCheckpoint, readCheckpointHeader, stateDigest } from "./checkpoint.ts";
 import { busLogin, parseRunConfig, RunConfigEpochs, type BusAuth } from "./config.ts";
 import { outerOptimizer } from "./dense.ts";
@@ -97,9 +97,7 @@ async function main(argv: string[]): Promise<number> {
   const login = busLogin({ busAuth: busAuth as BusAuth | undefined, natsCredsFile: a["nats-creds"] }, cfg);
   if (!login.ok) throw new Error(login.error);
   const nkeySeed =
-    login.login.kind === "nkey"
-      ? /\bSU[A-Z2-7]{56}\b/.exec(readFileSync(login.login.credsFile, "utf8"))?.[0]
-      : undefined;
+    login.login.kind === "nkey" ? nkeySeedIn(readFileSync(login.login.credsFile, "utf8")) : undefined;
   if (login.login.kind === "nkey" && !nkeySeed)
     throw new Error(`${login.login.credsFile} holds no NATS user nkey seed (SU...)`);
   await cryptoWaitReady();

@@ -20,6 +20,7 @@ import {
   busDidNotAnswer,
   busProblem,
   connectWithRetry,
+  nkeySeedIn,
   pause,
   retryDelayMs,
 } from "./bus-login.ts";
@@ -56,7 +57,7 @@ function readText(file: string, what: string): string {
 /** The NATS nkey seed in a plain seed file or in a .creds file. */
 function natsSeed(file: string): string {
   const text = readText(file, "NATS credentials file");
-  const seed = /\bSU[A-Z2-7]{56}\b/.exec(text)?.[0];
+  const seed = nkeySeedIn(text);
   if (!seed) fail(`${file} holds no NATS user nkey seed (SU...)`);
   return seed;
 }

@@ -12,6 +12,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { StorageType } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
 import { BusClient } from "../../protocol/bus/client.ts";
+import { nkeySeedIn } from "../bus-login.ts";
 import { MANIFEST_NAME, makeManifest, manifestText, shardEntry, shardObjectName } from "./manifest.ts";
 import type { Manifest } from "./manifest.ts";
 import { splitShard } from "./shard-bytes.ts";
@@ -201,7 +202,7 @@ function directory(dir: string): Destination {
 
 async function bucket(o: UploadOptions, src: Extract<DataSource, { kind: "nats" }>): Promise<Destination> {
   const seedText = o.nkeySeed ?? readFileSync(o.credsFile!, "utf8");
-  const seed = /\bSU[A-Z2-7]{56}\b/.exec(seedText)?.[0];
+  const seed = nkeySeedIn(seedText);
   if (!seed) throw new Error(`${o.credsFile ?? "--nkey-seed"} holds no NATS user nkey seed (SU...)`);
   const bus = await BusClient.connect({
     servers: o.natsUrl!,
